@@ -1,0 +1,1 @@
+"""mediasift: object-storage notifications in, queryable multimodal layers out."""

@@ -1,0 +1,79 @@
+"""One Settings object, read from MEDIASIFT_* environment variables (and a `.env`), passed down.
+
+Local (embedded SeaweedFS, SQLite) and production (Tigris, Postgres) differ only in these values.
+When no S3 endpoint is configured, the values the embedded stack wrote under MEDIASIFT_HOME are used,
+so `mediasift status` in a second shell finds the stack that `mediasift up` started.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+STACK_FILE = "stack.json"
+CREDENTIALS_FILE = "credentials.json"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MEDIASIFT_", env_file=".env", extra="ignore")
+
+    home: Path = Field(default=Path(".mediasift"), description="local state: inbox, stack data, Dagster home")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL of the inbox; SQLite if unset")
+
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key: SecretStr | None = None
+    s3_secret_key: SecretStr | None = None
+    bucket: str = "media"
+    derived_prefix: str = "_mediasift/"
+
+    webhook_token: SecretStr | None = None
+    webhook_basic_user: str | None = None
+    webhook_basic_password: SecretStr | None = None
+    receiver_host: str = "127.0.0.1"
+    receiver_port: int = 8750
+    max_body_bytes: int = 1_048_576
+    max_backlog: int = 100_000
+    sns_confirm_host_suffix: str = ".amazonaws.com"
+
+    sensor_interval_s: int = 5
+    sensor_batch_size: int = 200
+    max_attempts: int = 3
+    lease_seconds: int = 900
+    reconcile_cron: str = "*/10 * * * *"
+
+    @property
+    def inbox_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.home / 'inbox.db').resolve()}"
+
+    @classmethod
+    def load(cls, **overrides: object) -> Settings:
+        """Settings from the environment, completed by what the embedded stack left in MEDIASIFT_HOME."""
+        settings = cls(**overrides)
+        if settings.s3_endpoint_url is None:
+            stack = read_json(settings.home / STACK_FILE)
+            if stack:
+                settings.s3_endpoint_url = stack.get("s3_endpoint_url")
+        creds = read_json(settings.home / CREDENTIALS_FILE)
+        if creds:
+            settings.s3_access_key = settings.s3_access_key or SecretStr(creds["access_key"])
+            settings.s3_secret_key = settings.s3_secret_key or SecretStr(creds["secret_key"])
+            settings.webhook_token = settings.webhook_token or SecretStr(creds["webhook_token"])
+        return settings
+
+    def stack_info(self) -> dict:
+        return read_json(self.home / STACK_FILE) or {}
+
+
+def read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+
+
+def secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None

@@ -1,0 +1,30 @@
+"""The few exception types mediasift raises; each says what went wrong and where."""
+
+
+class MediasiftError(Exception):
+    pass
+
+
+class PayloadError(MediasiftError):
+    """A notification body that cannot be understood; `field` names the offending part."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class InboxUnavailable(MediasiftError):
+    pass
+
+
+class ObjectReadError(MediasiftError):
+    """Reading an object version from the store failed; the message names bucket/key/etag."""
+
+
+class VersionChanged(ObjectReadError):
+    """The key now holds a different version than the one notified (412 on If-Match)."""
+
+
+class LockHeld(MediasiftError):
+    pass

@@ -1,0 +1,405 @@
+"""The durable event inbox and the per-version state machine.
+
+Every accepted notification is an `events` row with a monotonically increasing `seq` (the Dagster
+sensor's cursor). Every object version is a `versions` row whose state moves
+pending → running → done | failed | superseded | deleted. Duplicates of (bucket, key, etag, kind) are
+absorbed by a unique key, so at-least-once delivery turns into exactly-once work.
+
+SQLite (WAL) is the default; Postgres when the URL says so. On Postgres each append takes a
+transaction-scoped advisory lock so `seq` order equals commit order: a sensor reading `seq > cursor`
+can then never skip a row that commits late.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Engine,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    delete,
+    event,
+    func,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
+
+from mediasift.errors import InboxUnavailable, LockHeld
+from mediasift.events.models import EventKind, NotificationEvent
+from mediasift.identity import object_id
+
+
+class State(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    SUPERSEDED = "superseded"
+    DELETED = "deleted"
+
+
+FINAL_STATES = (State.SUPERSEDED, State.DELETED)
+APPEND_LOCK_ID = 7_316_120_481
+
+metadata = MetaData()
+
+events_table = Table(
+    "events",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("dedup_key", String(64), nullable=False, unique=True),
+    Column("source", String(16), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("bucket", Text, nullable=False),
+    Column("key", Text, nullable=False),
+    Column("etag", String(80), nullable=False),
+    Column("version_id", Text),
+    Column("version_hash", String(16), nullable=False, index=True),
+    Column("size", BigInteger),
+    Column("event_time", Float),
+    Column("received_at", Float, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+versions_table = Table(
+    "versions",
+    metadata,
+    Column("version_hash", String(16), primary_key=True),
+    Column("object_id", String(16), nullable=False, index=True),
+    Column("bucket", Text, nullable=False),
+    Column("key", Text, nullable=False),
+    Column("etag", String(80), nullable=False),
+    Column("version_id", Text),
+    Column("size", BigInteger),
+    Column("state", String(16), nullable=False, index=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("in_dlq", Boolean, nullable=False, default=False),
+    Column("first_seq", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("lease_owner", String(64)),
+    Column("lease_until", Float),
+    Column("content_type", String(128)),
+    Column("sha256", String(64)),
+)
+
+locks_table = Table(
+    "locks",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("owner", String(64), nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class InboxEvent:
+    seq: int
+    source: str
+    kind: EventKind
+    bucket: str
+    key: str
+    etag: str
+    version_id: str | None
+    version_hash: str
+    size: int | None
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    version_hash: str
+    object_id: str
+    bucket: str
+    key: str
+    etag: str
+    version_id: str | None
+    size: int | None
+    state: State
+    attempts: int
+    last_error: str | None
+    in_dlq: bool
+    first_seq: int
+    created_at: float
+    updated_at: float
+    content_type: str | None
+    sha256: str | None
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    inserted: int
+    duplicates: int
+
+
+def dedup_key(e: NotificationEvent) -> str:
+    discriminator = "" if e.etag else (e.version_id or e.sequencer or "")
+    parts = (e.bucket, e.key, e.etag, e.kind.value, discriminator)
+    return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+class Inbox:
+    """All reads and writes of inbox state. Safe to share between threads of one process."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite and ":///" in url and not url.endswith(":memory:"):
+            Path(url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+        self.engine: Engine = create_engine(url, pool_pre_ping=not self.is_sqlite)
+        if self.is_sqlite:
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._insert = sqlite.insert if self.is_sqlite else postgresql.insert
+        self._write_lock = threading.Lock() if self.is_sqlite else None
+        try:
+            metadata.create_all(self.engine)
+        except DBAPIError as error:
+            raise InboxUnavailable(f"cannot open the inbox at {self.engine.url!r}: {error.orig}") from error
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """One write transaction; serialised in-process on SQLite (its busy handler sleeps in coarse
+        steps, which would wreck tail latency under concurrent requests)."""
+        try:
+            if self._write_lock is None:
+                with self.engine.begin() as conn:
+                    yield conn
+            else:
+                with self._write_lock, self.engine.begin() as conn:
+                    yield conn
+        except DBAPIError as error:
+            if error.connection_invalidated or "locked" in str(error.orig) or "connect" in str(error.orig):
+                raise InboxUnavailable(f"inbox write failed: {error.orig}") from error
+            raise
+
+    def append(self, events: Iterable[NotificationEvent]) -> AppendResult:
+        """Store all events in one transaction; duplicates are absorbed. Deletes without an ETag
+        are resolved to the newest live version of their key."""
+        now = time.time()
+        inserted = duplicates = 0
+        with self._write() as conn:
+            if not self.is_sqlite:
+                conn.execute(select(func.pg_advisory_xact_lock(APPEND_LOCK_ID)))
+            for e in events:
+                if e.kind is EventKind.DELETED and not e.etag:
+                    e = self._resolve_delete(conn, e)
+                seq = self._insert_event(conn, e, now)
+                if seq is None:
+                    duplicates += 1
+                    continue
+                inserted += 1
+                conn.execute(
+                    self._insert(versions_table)
+                    .values(
+                        version_hash=e.version_hash, object_id=object_id(e.bucket, e.key), bucket=e.bucket,
+                        key=e.key, etag=e.etag, version_id=e.version_id, size=e.size,
+                        state=State.PENDING.value, attempts=0, in_dlq=False, first_seq=seq,
+                        created_at=now, updated_at=now,
+                    )
+                    .on_conflict_do_nothing(index_elements=["version_hash"])
+                )
+        return AppendResult(inserted, duplicates)
+
+    def _insert_event(self, conn: Connection, e: NotificationEvent, now: float) -> int | None:
+        statement = (
+            self._insert(events_table)
+            .values(
+                dedup_key=dedup_key(e), source=e.source.value, kind=e.kind.value, bucket=e.bucket,
+                key=e.key, etag=e.etag, version_id=e.version_id, version_hash=e.version_hash,
+                size=e.size, event_time=e.event_time.timestamp() if e.event_time else None,
+                received_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["dedup_key"])
+            .returning(events_table.c.seq)
+        )
+        return conn.execute(statement).scalar_one_or_none()
+
+    def _resolve_delete(self, conn: Connection, e: NotificationEvent) -> NotificationEvent:
+        row = conn.execute(
+            select(versions_table.c.etag, versions_table.c.version_id)
+            .where(versions_table.c.object_id == object_id(e.bucket, e.key))
+            .where(versions_table.c.state.not_in([s.value for s in FINAL_STATES]))
+            .order_by(versions_table.c.first_seq.desc())
+            .limit(1)
+        ).first()
+        if row is None:
+            return e
+        return NotificationEvent(e.source, e.kind, e.bucket, e.key, row.etag, version_id=row.version_id,
+                                 size=e.size, event_time=e.event_time, sequencer=e.sequencer)
+
+    def events_after(self, seq: int, limit: int) -> list[InboxEvent]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(events_table).where(events_table.c.seq > seq).order_by(events_table.c.seq).limit(limit)
+            ).all()
+        return [
+            InboxEvent(r.seq, r.source, EventKind(r.kind), r.bucket, r.key, r.etag, r.version_id,
+                       r.version_hash, r.size)
+            for r in rows
+        ]
+
+    def last_seq(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.coalesce(func.max(events_table.c.seq), 0))).scalar_one()
+
+    def version(self, version_hash_: str) -> VersionRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(versions_table).where(versions_table.c.version_hash == version_hash_)
+            ).first()
+        return _version(row) if row else None
+
+    def versions_of(self, bucket: str, key: str) -> list[VersionRecord]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(versions_table)
+                .where(versions_table.c.object_id == object_id(bucket, key))
+                .order_by(versions_table.c.first_seq)
+            ).all()
+        return [_version(r) for r in rows]
+
+    def live_versions(self, bucket: str) -> list[VersionRecord]:
+        """Versions the inbox believes exist in the bucket (not deleted, not superseded)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(versions_table)
+                .where(versions_table.c.bucket == bucket)
+                .where(versions_table.c.state.not_in([s.value for s in FINAL_STATES]))
+            ).all()
+        return [_version(r) for r in rows]
+
+    def claim(self, version_hash_: str, owner: str, lease_seconds: float) -> bool:
+        """Take the lease on a version and count an attempt; False when another run holds it."""
+        now = time.time()
+        v = versions_table.c
+        with self._write() as conn:
+            result = conn.execute(
+                update(versions_table)
+                .where(v.version_hash == version_hash_)
+                .where((v.lease_until.is_(None)) | (v.lease_until < now) | (v.lease_owner == owner))
+                .values(state=State.RUNNING.value, lease_owner=owner, lease_until=now + lease_seconds,
+                        attempts=v.attempts + 1, updated_at=now)
+            )
+        return result.rowcount == 1
+
+    def _finish(self, conn: Connection, version_hash_: str, **values: object) -> None:
+        conn.execute(
+            update(versions_table)
+            .where(versions_table.c.version_hash == version_hash_)
+            .values(lease_owner=None, lease_until=None, updated_at=time.time(), **values)
+        )
+
+    def mark_done(self, version_hash_: str, *, content_type: str, sha256: str, size: int) -> None:
+        """Done; every other done version of the same key becomes superseded (this one is current)."""
+        record = self.version(version_hash_)
+        if record is None:
+            raise KeyError(version_hash_)
+        v = versions_table.c
+        with self._write() as conn:
+            self._finish(conn, version_hash_, state=State.DONE.value, content_type=content_type,
+                         sha256=sha256, size=size, last_error=None, in_dlq=False)
+            conn.execute(
+                update(versions_table)
+                .where(v.object_id == record.object_id)
+                .where(v.version_hash != version_hash_)
+                .where(v.state == State.DONE.value)
+                .values(state=State.SUPERSEDED.value, updated_at=time.time())
+            )
+
+    def mark_superseded(self, version_hash_: str, reason: str) -> None:
+        with self._write() as conn:
+            self._finish(conn, version_hash_, state=State.SUPERSEDED.value, last_error=reason)
+
+    def mark_deleted(self, version_hash_: str) -> None:
+        with self._write() as conn:
+            self._finish(conn, version_hash_, state=State.DELETED.value)
+
+    def mark_failed(self, version_hash_: str, error: str, *, dead_letter: bool) -> None:
+        with self._write() as conn:
+            self._finish(conn, version_hash_, state=State.FAILED.value, last_error=error[:4000],
+                         in_dlq=dead_letter)
+
+    def counts(self) -> dict[str, int]:
+        """Versions per state, plus `dlq` (failed versions that used all their attempts)."""
+        v = versions_table.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(v.state, func.count()).group_by(v.state)).all()
+            dlq = conn.execute(select(func.count()).where(v.in_dlq.is_(True))).scalar_one()
+        counts = Counter({state.value: 0 for state in State})
+        counts.update(dict(rows))
+        return {**counts, "dlq": dlq}
+
+    def depth(self) -> int:
+        """Versions waiting for a run: the backlog the receiver guards with 429."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(func.count()).where(versions_table.c.state == State.PENDING.value)
+            ).scalar_one()
+
+    @contextmanager
+    def lock(self, name: str, owner: str, ttl_seconds: float) -> Iterator[None]:
+        """A named lock row with an expiry (so a crashed holder cannot block forever)."""
+        now = time.time()
+        with self._write() as conn:
+            conn.execute(delete(locks_table).where(locks_table.c.name == name)
+                         .where(locks_table.c.expires_at < now))
+            taken = conn.execute(
+                self._insert(locks_table)
+                .values(name=name, owner=owner, expires_at=now + ttl_seconds)
+                .on_conflict_do_nothing(index_elements=["name"])
+            ).rowcount
+        if taken != 1:
+            raise LockHeld(f"lock {name!r} is held by another process")
+        try:
+            yield
+        finally:
+            with self._write() as conn:
+                conn.execute(delete(locks_table).where(locks_table.c.name == name)
+                             .where(locks_table.c.owner == owner))
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+
+def _version(row) -> VersionRecord:
+    return VersionRecord(
+        version_hash=row.version_hash, object_id=row.object_id, bucket=row.bucket, key=row.key,
+        etag=row.etag, version_id=row.version_id, size=row.size, state=State(row.state),
+        attempts=row.attempts, last_error=row.last_error, in_dlq=bool(row.in_dlq), first_seq=row.first_seq,
+        created_at=row.created_at, updated_at=row.updated_at, content_type=row.content_type,
+        sha256=row.sha256,
+    )
+

@@ -1,0 +1,147 @@
+"""S3 access for every store (SeaweedFS, Tigris, MinIO, AWS): pinned reads, listing, uploads.
+
+Throttling (429, 503 SlowDown) is retried by botocore's adaptive retry mode: capped exponential
+backoff with jitter plus client-side rate limiting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import boto3
+import filetype
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from mediasift.config import Settings, secret
+from mediasift.errors import ObjectReadError, VersionChanged
+from mediasift.identity import ObjectVersion, normalize_etag
+
+CHUNK = 1 << 20
+SNIFF_BYTES = 8192
+
+
+@dataclass(frozen=True)
+class Head:
+    etag: str
+    size: int
+    version_id: str | None
+    content_type: str | None
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What reading one version yielded: content facts computed while streaming the bytes."""
+
+    size: int
+    sha256: str
+    content_type: str
+
+
+class Storage:
+    def __init__(self, endpoint_url: str | None, access_key: str | None, secret_key: str | None,
+                 region: str = "us-east-1", max_attempts: int = 8):
+        self.endpoint_url = endpoint_url
+        self.client = boto3.client(
+            "s3",
+            endpoint_url=endpoint_url,
+            aws_access_key_id=access_key,
+            aws_secret_access_key=secret_key,
+            region_name=region,
+            config=Config(
+                retries={"mode": "adaptive", "max_attempts": max_attempts},
+                s3={"addressing_style": "path"},
+                signature_version="s3v4",
+            ),
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Storage:
+        return cls(settings.s3_endpoint_url, secret(settings.s3_access_key), secret(settings.s3_secret_key),
+                   settings.s3_region)
+
+    def ensure_bucket(self, bucket: str) -> None:
+        try:
+            self.client.head_bucket(Bucket=bucket)
+        except ClientError as error:
+            if _status(error) not in (403, 404):
+                raise
+            self.client.create_bucket(Bucket=bucket)
+
+    def head(self, bucket: str, key: str) -> Head | None:
+        """The current version of a key, or None when it does not exist."""
+        try:
+            response = self.client.head_object(Bucket=bucket, Key=key)
+        except ClientError as error:
+            if _status(error) == 404:
+                return None
+            raise
+        return Head(normalize_etag(response["ETag"]), response["ContentLength"], response.get("VersionId"),
+                    response.get("ContentType"))
+
+    def read(self, version: ObjectVersion) -> Fetched:
+        """Stream the exact notified version (If-Match on the ETag, or its VersionId), hashing as it
+        goes so memory stays bounded whatever the object's size."""
+        pin = {"VersionId": version.version_id} if version.version_id else {"IfMatch": f'"{version.etag}"'}
+        try:
+            body = self.client.get_object(Bucket=version.bucket, Key=version.key, **pin)["Body"]
+        except ClientError as error:
+            if _status(error) == 412:
+                raise VersionChanged(f"{version.uri} no longer has etag {version.etag}") from error
+            raise ObjectReadError(
+                f"cannot read {version.uri} (etag {version.etag}): {_code(error)} {_status(error)}"
+            ) from error
+        return _digest_stream(body)
+
+    def list_objects(self, bucket: str, prefix: str = "") -> Iterator[tuple[str, Head]]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                yield item["Key"], Head(normalize_etag(item["ETag"]), item["Size"], None, None)
+
+    def upload(self, path: Path, bucket: str, key: str, callback=None) -> str:
+        """Upload a file (multipart when large); returns the stored ETag."""
+        self.client.upload_file(str(path), bucket, key, Callback=callback)
+        head = self.head(bucket, key)
+        if head is None:
+            raise ObjectReadError(f"s3://{bucket}/{key} vanished right after upload")
+        return head.etag
+
+
+def _digest_stream(stream: BinaryIO) -> Fetched:
+    sha = hashlib.sha256()
+    size = 0
+    start = b""
+    for chunk in iter(lambda: stream.read(CHUNK), b""):
+        if len(start) < SNIFF_BYTES:
+            start += chunk[: SNIFF_BYTES - len(start)]
+        sha.update(chunk)
+        size += len(chunk)
+    return Fetched(size, sha.hexdigest(), sniff_content_type(start))
+
+
+def sniff_content_type(start: bytes) -> str:
+    """The content type from the bytes themselves (never trust the extension or the header)."""
+    kind = filetype.guess(start)
+    if kind is not None:
+        return kind.mime
+    if not start:
+        return "application/x-empty"
+    try:
+        start.decode("utf-8")
+    except UnicodeDecodeError as error:
+        if error.start < len(start) - 4:
+            return "application/octet-stream"
+    return "text/plain"
+
+
+def _status(error: ClientError) -> int | None:
+    return error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+
+
+def _code(error: ClientError) -> str:
+    return error.response.get("Error", {}).get("Code", "Error")

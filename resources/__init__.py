@@ -1,0 +1,27 @@
+"""Dagster resources: thin wrappers that hand mediasift services to assets, sensors and ops."""
+
+
+import dagster as dg
+
+from mediasift.config import Settings
+from resources.inbox import InboxResource
+from resources.storage import S3StorageResource
+
+__all__ = ["InboxResource", "S3StorageResource", "build_resources"]
+
+
+def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    """Resources for one environment. Secrets stay environment variables (never resource config the
+    UI would show)."""
+    return {
+        "inbox": InboxResource(database_url=settings.inbox_url, max_attempts=settings.max_attempts,
+                               lease_seconds=settings.lease_seconds, batch_size=settings.sensor_batch_size),
+        "s3": S3StorageResource(
+            endpoint_url=settings.s3_endpoint_url or "",
+            region=settings.s3_region,
+            bucket=settings.bucket,
+            ignore_prefix=settings.derived_prefix,
+            access_key_id=dg.EnvVar("MEDIASIFT_S3_ACCESS_KEY"),
+            secret_access_key=dg.EnvVar("MEDIASIFT_S3_SECRET_KEY"),
+        ),
+    }
