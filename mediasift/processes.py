@@ -40,11 +40,12 @@ def _is_free(port: int, host: str) -> bool:
 
 def start_group(argv: Sequence[str], *, cwd: Path, log_path: Path, env: dict[str, str] | None = None
                 ) -> subprocess.Popen:
-    """Start a command as the leader of its own process group, output to a log file."""
+    """Start a command as the leader of its own process group, output to a log file. `env` is the
+    complete environment (default: this process's)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log_file:
         return subprocess.Popen(list(argv), cwd=cwd, stdout=log_file, stderr=subprocess.STDOUT,
-                                env={**os.environ, **(env or {})}, start_new_session=True)
+                                env=os.environ.copy() if env is None else env, start_new_session=True)
 
 
 def stop_group(process: subprocess.Popen | None, timeout: float = 15.0) -> None:

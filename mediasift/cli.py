@@ -1,0 +1,252 @@
+"""`mediasift …`: start the stack, ingest files, and look at what the pipeline knows."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import signal
+import tempfile
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from mediasift.config import Settings
+from mediasift.errors import LockHeld, MediasiftError
+from mediasift.identity import parse_s3_uri
+from mediasift.inbox import Inbox, State
+from mediasift.ingest import Upload, plan_uploads, wait_settled
+from mediasift.reconcile import sweep
+from mediasift.stack import DagsterMode, Stack
+from mediasift.storage import Storage
+
+app = typer.Typer(help="mediasift: bucket notifications in, queryable multimodal layers out.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+objects_app = typer.Typer(help="Inspect object versions and their lineage.", no_args_is_help=True)
+app.add_typer(objects_app, name="objects")
+console = Console()
+err = Console(stderr=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
+
+
+def _settings() -> Settings:
+    return Settings.load()
+
+
+def _fail(message: str) -> None:
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(1)
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO.")] = False) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+@app.command()
+def up() -> None:
+    """Start SeaweedFS (S3 + webhook), the receiver and the Dagster UI + daemon; Ctrl-C stops all."""
+    with Stack(_settings(), DagsterMode.DEV) as stack:
+        table = Table(title="mediasift is up", show_header=False)
+        table.add_row("S3 endpoint", stack.settings.s3_endpoint_url)
+        table.add_row("bucket", stack.settings.bucket)
+        table.add_row("receiver", f"{stack.receiver.url}  (docs: {stack.receiver.url}/docs)")
+        table.add_row("Dagster UI", stack.dagster_url)
+        table.add_row("home", str(stack.home))
+        console.print(table)
+        console.print("Upload with [bold]mediasift ingest PATH[/bold] in another shell. Ctrl-C stops everything.")
+        _wait_for_interrupt()
+
+
+def _wait_for_interrupt() -> None:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with contextlib.suppress(KeyboardInterrupt):
+        stop.wait()
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or directories to upload.")],
+    bucket: Annotated[str | None, typer.Option(help="Target bucket (default: MEDIASIFT_BUCKET).")] = None,
+    prefix: Annotated[str, typer.Option(help="Key prefix; a directory's files keep their relative paths.")] = "",
+    wait: Annotated[bool, typer.Option("--wait", help="Return when every uploaded version is done or failed.")]
+    = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 600,
+    as_json: JsonOption = False,
+) -> None:
+    """Upload files; the bucket's notifications do the rest."""
+    settings = _settings()
+    bucket = bucket or settings.bucket
+    try:
+        plan = plan_uploads(paths, prefix)
+    except FileNotFoundError as error:
+        _fail(str(error))
+    uploaded = _upload(Storage.from_settings(settings), plan, bucket)
+    states: dict[str, State | None] = {}
+    if wait:
+        states = _wait(Inbox(settings.inbox_url), bucket, uploaded, timeout)
+    rows = [{"bucket": bucket, "key": key, "etag": etag, "state": (states.get(key) or "uploaded")}
+            for key, etag in uploaded.items()]
+    if as_json:
+        console.print_json(json.dumps(rows, default=str))
+    else:
+        table = Table("key", "etag", "state", title=f"uploaded to s3://{bucket}")
+        for row in rows:
+            table.add_row(row["key"], row["etag"], str(row["state"]))
+        console.print(table)
+    if wait and any(s is not State.DONE for s in states.values()):
+        raise typer.Exit(1)
+
+
+def _upload(storage: Storage, plan: list[Upload], bucket: str) -> dict[str, str]:
+    total = sum(u.path.stat().st_size for u in plan)
+    uploaded: dict[str, str] = {}
+    with Progress(TextColumn("uploading"), BarColumn(), DownloadColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, transient=True) as progress:
+        task = progress.add_task("upload", total=total)
+        files = progress.add_task("files", total=len(plan), visible=False)
+        for item in plan:
+            uploaded[item.key] = storage.upload(item.path, bucket, item.key,
+                                                callback=lambda n: progress.advance(task, n))
+            progress.advance(files)
+    return uploaded
+
+
+def _wait(inbox: Inbox, bucket: str, uploaded: dict[str, str], timeout: float) -> dict[str, State | None]:
+    with Progress(TextColumn("processing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err, transient=True) as progress:
+        task = progress.add_task("wait", total=len(uploaded))
+        return wait_settled(inbox, bucket, uploaded, timeout=timeout,
+                            on_progress=lambda n: progress.update(task, completed=n))
+
+
+@app.command()
+def status(as_json: JsonOption = False) -> None:
+    """Counts of object versions per state, the inbox depth and the endpoints in use."""
+    settings = _settings()
+    inbox = Inbox(settings.inbox_url)
+    stack = settings.stack_info()
+    report = {
+        **inbox.counts(),
+        "inbox_depth": inbox.depth(),
+        "last_event_seq": inbox.last_seq(),
+        "endpoints": {
+            "s3": settings.s3_endpoint_url,
+            "bucket": settings.bucket,
+            "receiver": stack.get("receiver_url"),
+            "dagster": stack.get("dagster_url"),
+            "inbox": inbox.engine.url.render_as_string(hide_password=True),
+        },
+    }
+    if as_json:
+        console.print_json(json.dumps(report))
+        return
+    table = Table("state", "versions", title="object versions")
+    for state in [*(s.value for s in State), "dlq"]:
+        table.add_row(state, str(report[state]))
+    console.print(table)
+    console.print(f"inbox depth {report['inbox_depth']}, last event seq {report['last_event_seq']}")
+    for name, value in report["endpoints"].items():
+        console.print(f"{name:>9}: {value or '-'}")
+
+
+@objects_app.command("show")
+def objects_show(uri: Annotated[str, typer.Argument(help="s3://BUCKET/KEY")], as_json: JsonOption = False) -> None:
+    """Every known version of one object with its state, ETag and lineage."""
+    try:
+        bucket, key = parse_s3_uri(uri)
+    except ValueError as error:
+        _fail(str(error))
+    settings = _settings()
+    versions = Inbox(settings.inbox_url).versions_of(bucket, key)
+    if not versions:
+        _fail(f"no version of {uri} is known to the inbox")
+    if as_json:
+        console.print_json(json.dumps([_version_json(v) for v in versions]))
+        return
+    table = Table("partition", "etag", "state", "attempts", "size", "content type", "sha256", title=uri)
+    for v in versions:
+        table.add_row(v.version_hash, v.etag, v.state.value + (" (dlq)" if v.in_dlq else ""), str(v.attempts),
+                      str(v.size or "-"), v.content_type or "-", (v.sha256 or "-")[:16])
+    console.print(table)
+    for v in versions:
+        if v.last_error:
+            console.print(f"{v.version_hash}: {v.last_error}")
+
+
+def _version_json(v) -> dict:
+    return {
+        "bucket": v.bucket, "key": v.key, "etag": v.etag, "version_id": v.version_id, "object_id": v.object_id,
+        "partition_key": v.version_hash, "state": v.state.value, "attempts": v.attempts, "in_dlq": v.in_dlq,
+        "last_error": v.last_error, "size": v.size, "content_type": v.content_type, "sha256": v.sha256,
+        "first_seq": v.first_seq, "created_at": v.created_at, "updated_at": v.updated_at, "layers": {},
+    }
+
+
+@app.command()
+def reconcile(bucket: Annotated[str | None, typer.Option(help="Bucket to sweep.")] = None,
+              as_json: JsonOption = False) -> None:
+    """List the bucket now and enqueue every version or deletion the inbox missed."""
+    settings = _settings()
+    try:
+        result = sweep(Inbox(settings.inbox_url), Storage.from_settings(settings), bucket or settings.bucket,
+                       ignore_prefix=settings.derived_prefix)
+    except LockHeld as held:
+        _fail(f"another sweep is running ({held})")
+    payload = {"bucket": result.bucket, "listed": result.listed, "missed_created": result.created,
+               "missed_deleted": result.deleted}
+    console.print_json(json.dumps(payload)) if as_json else console.print(payload)
+
+
+@app.command()
+def receiver(host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
+             port: Annotated[int | None, typer.Option(help="Port (default MEDIASIFT_RECEIVER_PORT).")] = None) -> None:
+    """Serve only the webhook receiver (production: several behind a load balancer)."""
+    import uvicorn
+
+    from mediasift.receiver import create_app
+
+    settings = _settings()
+    uvicorn.run(create_app(settings), host=host, port=port or settings.receiver_port, access_log=False)
+
+
+@app.command()
+def demo(timeout: Annotated[float, typer.Option(help="Seconds to wait for processing.")] = 300) -> None:
+    """Start the stack with the Dagster daemon, ingest a few generated files, show their status, stop."""
+    settings = _settings()
+    with Stack(settings, DagsterMode.DAEMON) as stack, tempfile.TemporaryDirectory() as tmp:
+        files = _demo_files(Path(tmp))
+        console.print(f"stack up: S3 {stack.settings.s3_endpoint_url}, receiver {stack.receiver.url}")
+        storage = Storage.from_settings(stack.settings)
+        uploaded = _upload(storage, plan_uploads([files], "demo/"), stack.settings.bucket)
+        states = _wait(Inbox(stack.settings.inbox_url), stack.settings.bucket, uploaded, timeout)
+        table = Table("key", "etag", "state", title="demo objects")
+        for key, etag in uploaded.items():
+            table.add_row(key, etag, str(states[key]))
+        console.print(table)
+    if any(s is not State.DONE for s in states.values()):
+        _fail("not every demo object reached `done`; see .mediasift/dagster/dagster.log")
+
+
+def _demo_files(root: Path) -> Path:
+    folder = root / "samples"
+    (folder / "notes").mkdir(parents=True)
+    (folder / "notes" / "meeting notes.txt").write_text("Quarterly review: revenue grew in Lisbon and Osaka.\n")
+    (folder / "readme.json").write_text(json.dumps({"what": "mediasift demo", "layers": ["source"]}))
+    (folder / "ünïcode + spaces.bin").write_bytes(bytes(range(256)) * 64)
+    return folder
+
+
+def run() -> None:
+    try:
+        app()
+    except MediasiftError as error:
+        _fail(str(error))

@@ -1,0 +1,145 @@
+"""The whole local stack in one object: receiver, SeaweedFS with its webhook, and Dagster.
+
+Start order matters: the receiver first (SeaweedFS drops events it cannot deliver), then the store,
+then Dagster. Everything binds to 127.0.0.1; stop() ends every process that start() began.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from mediasift.config import STACK_FILE, Settings
+from mediasift.localstack import SeaweedStack, ensure_credentials
+from mediasift.processes import LOOPBACK, free_port, start_group, stop_group, wait_until
+from mediasift.receiver import ReceiverServer, create_app
+from mediasift.storage import Storage
+
+DAGSTER_YAML = """\
+run_coordinator:
+  module: dagster.core.run_coordinator
+  class: QueuedRunCoordinator
+  config:
+    max_concurrent_runs: {max_runs}
+    dequeue_interval_seconds: 1
+    tag_concurrency_limits:
+      - key: "dagster/partition"
+        value:
+          applyLimitPerUniqueValue: true
+        limit: 1
+telemetry:
+  enabled: false
+"""
+
+
+class DagsterMode(StrEnum):
+    NONE = "none"
+    DAEMON = "daemon"
+    DEV = "dev"
+
+
+class Stack:
+    def __init__(self, settings: Settings, dagster: DagsterMode = DagsterMode.DEV, max_concurrent_runs: int = 2):
+        self.settings = settings.model_copy()
+        self.settings.home = settings.home.resolve()
+        self.dagster_mode = dagster
+        self.max_concurrent_runs = max_concurrent_runs
+        self.receiver: ReceiverServer | None = None
+        self.store: SeaweedStack | None = None
+        self.dagster: subprocess.Popen | None = None
+        self.dagster_url: str | None = None
+
+    @property
+    def home(self) -> Path:
+        return self.settings.home
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+    def start(self) -> Stack:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        creds = ensure_credentials(self.home)
+        s = self.settings
+        s.webhook_token = s.webhook_token or SecretStr(creds["webhook_token"])
+        s.s3_access_key, s.s3_secret_key = SecretStr(creds["access_key"]), SecretStr(creds["secret_key"])
+        app = create_app(s)
+        self.receiver = ReceiverServer(app, LOOPBACK, free_port()).start()
+        self.store = SeaweedStack(self.home, f"{self.receiver.url}/webhooks/seaweedfs").start()
+        s.s3_endpoint_url = self.store.s3_endpoint_url
+        Storage.from_settings(s).ensure_bucket(s.bucket)
+        if self.dagster_mode is not DagsterMode.NONE:
+            self._start_dagster()
+        self._write_stack_file()
+
+    def child_env(self) -> dict[str, str]:
+        """What a Dagster process needs to reach this stack (secrets by environment, never config)."""
+        s = self.settings
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MEDIASIFT_")}
+        env.update({
+            "DAGSTER_HOME": str(self.dagster_home),
+            "MEDIASIFT_HOME": str(self.home),
+            "MEDIASIFT_BUCKET": s.bucket,
+            "MEDIASIFT_DATABASE_URL": s.inbox_url,
+            "MEDIASIFT_S3_ENDPOINT_URL": s.s3_endpoint_url or "",
+            "MEDIASIFT_S3_ACCESS_KEY": s.s3_access_key.get_secret_value(),
+            "MEDIASIFT_S3_SECRET_KEY": s.s3_secret_key.get_secret_value(),
+            "MEDIASIFT_SENSOR_INTERVAL_S": str(s.sensor_interval_s),
+            "MEDIASIFT_RECONCILE_CRON": s.reconcile_cron,
+        })
+        return env
+
+    def _start_dagster(self) -> None:
+        self.dagster_home.mkdir(parents=True, exist_ok=True)
+        (self.dagster_home / "dagster.yaml").write_text(DAGSTER_YAML.format(max_runs=self.max_concurrent_runs))
+        bin_dir = Path(sys.executable).parent
+        location = ["-m", "dagster_project.definitions"]
+        if self.dagster_mode is DagsterMode.DEV:
+            port = free_port()
+            argv = [str(bin_dir / "dagster"), "dev", *location, "-h", LOOPBACK, "-p", str(port)]
+            self.dagster_url = f"http://{LOOPBACK}:{port}"
+        else:
+            argv = [str(bin_dir / "dagster-daemon"), "run", *location]
+        self.dagster = start_group(argv, cwd=self.dagster_home, log_path=self.dagster_home / "dagster.log",
+                                   env=self.child_env())
+        if self.dagster_url:
+            wait_until(lambda: urllib.request.urlopen(f"{self.dagster_url}/server_info", timeout=2).status == 200,
+                       timeout=120, what=f"Dagster UI on {self.dagster_url}", process=self.dagster, interval=0.5)
+
+    def _write_stack_file(self) -> None:
+        info = {
+            "s3_endpoint_url": self.settings.s3_endpoint_url,
+            "receiver_url": self.receiver.url if self.receiver else None,
+            "dagster_url": self.dagster_url,
+            "pid": os.getpid(),
+        }
+        (self.home / STACK_FILE).write_text(json.dumps(info, indent=2))
+
+    def stop(self) -> None:
+        stop_group(self.dagster, timeout=20)
+        self.dagster = None
+        if self.store:
+            self.store.stop()
+        if self.receiver:
+            self.receiver.stop()
+        (self.home / STACK_FILE).unlink(missing_ok=True)
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
