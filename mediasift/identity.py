@@ -41,6 +41,9 @@ class ObjectVersion:
     content_type: str | None = None
     last_modified: datetime | None = None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "etag", normalize_etag(self.etag))
+
     @property
     def object_id(self) -> str:
         return object_id(self.bucket, self.key)

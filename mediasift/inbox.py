@@ -43,7 +43,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from mediasift.errors import InboxUnavailable, LockHeld
 from mediasift.events.models import EventKind, NotificationEvent
@@ -189,6 +189,14 @@ class Inbox:
         self.engine.dispose()
 
     @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except OperationalError as error:
+            raise InboxUnavailable(f"inbox read failed: {error.orig}") from error
+
+    @contextmanager
     def _write(self) -> Iterator[Connection]:
         """One write transaction; serialised in-process on SQLite (its busy handler sleeps in coarse
         steps, which would wreck tail latency under concurrent requests)."""
@@ -199,10 +207,8 @@ class Inbox:
             else:
                 with self._write_lock, self.engine.begin() as conn:
                     yield conn
-        except DBAPIError as error:
-            if error.connection_invalidated or "locked" in str(error.orig) or "connect" in str(error.orig):
-                raise InboxUnavailable(f"inbox write failed: {error.orig}") from error
-            raise
+        except OperationalError as error:
+            raise InboxUnavailable(f"inbox write failed: {error.orig}") from error
 
     def append(self, events: Iterable[NotificationEvent]) -> AppendResult:
         """Store all events in one transaction; duplicates are absorbed. Deletes without an ETag
@@ -260,7 +266,7 @@ class Inbox:
                                  size=e.size, event_time=e.event_time, sequencer=e.sequencer)
 
     def events_after(self, seq: int, limit: int) -> list[InboxEvent]:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(
                 select(events_table).where(events_table.c.seq > seq).order_by(events_table.c.seq).limit(limit)
             ).all()
@@ -271,18 +277,18 @@ class Inbox:
         ]
 
     def last_seq(self) -> int:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return conn.execute(select(func.coalesce(func.max(events_table.c.seq), 0))).scalar_one()
 
     def version(self, version_hash_: str) -> VersionRecord | None:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             row = conn.execute(
                 select(versions_table).where(versions_table.c.version_hash == version_hash_)
             ).first()
         return _version(row) if row else None
 
     def versions_of(self, bucket: str, key: str) -> list[VersionRecord]:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(
                 select(versions_table)
                 .where(versions_table.c.object_id == object_id(bucket, key))
@@ -292,7 +298,7 @@ class Inbox:
 
     def live_versions(self, bucket: str) -> list[VersionRecord]:
         """Versions the inbox believes exist in the bucket (not deleted, not superseded)."""
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(
                 select(versions_table)
                 .where(versions_table.c.bucket == bucket)
@@ -354,7 +360,7 @@ class Inbox:
     def counts(self) -> dict[str, int]:
         """Versions per state, plus `dlq` (failed versions that used all their attempts)."""
         v = versions_table.c
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(select(v.state, func.count()).group_by(v.state)).all()
             dlq = conn.execute(select(func.count()).where(v.in_dlq.is_(True))).scalar_one()
         counts = Counter({state.value: 0 for state in State})
@@ -363,7 +369,7 @@ class Inbox:
 
     def depth(self) -> int:
         """Versions waiting for a run: the backlog the receiver guards with 429."""
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return conn.execute(
                 select(func.count()).where(versions_table.c.state == State.PENDING.value)
             ).scalar_one()
@@ -379,8 +385,9 @@ class Inbox:
                 self._insert(locks_table)
                 .values(name=name, owner=owner, expires_at=now + ttl_seconds)
                 .on_conflict_do_nothing(index_elements=["name"])
-            ).rowcount
-        if taken != 1:
+                .returning(locks_table.c.name)
+            ).scalar_one_or_none()
+        if taken is None:
             raise LockHeld(f"lock {name!r} is held by another process")
         try:
             yield
@@ -390,7 +397,7 @@ class Inbox:
                              .where(locks_table.c.owner == owner))
 
     def ping(self) -> None:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             conn.execute(text("SELECT 1"))
 
 

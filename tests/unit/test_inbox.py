@@ -1,0 +1,131 @@
+"""The inbox contract; every test runs on SQLite and on a real throwaway PostgreSQL."""
+
+import threading
+
+import pytest
+from sqlalchemy import event as sa_event
+
+from mediasift.errors import LockHeld
+from mediasift.events import EventKind, NotificationEvent, Source
+from mediasift.inbox import State
+
+
+def created(key: str, etag: str = "e1", bucket: str = "media", source: Source = Source.TIGRIS) -> NotificationEvent:
+    return NotificationEvent(source, EventKind.CREATED, bucket, key, etag, size=10)
+
+
+def deleted(key: str, etag: str = "", bucket: str = "media") -> NotificationEvent:
+    return NotificationEvent(Source.S3, EventKind.DELETED, bucket, key, etag)
+
+
+def test_duplicates_are_absorbed_whatever_the_source(inbox):
+    first = inbox.append([created("a.mp4"), created("b.mp4")])
+    again = inbox.append([created("a.mp4", source=Source.SEAWEEDFS), created("a.mp4", etag='"E1"')])
+    assert (first.inserted, first.duplicates) == (2, 0)
+    assert (again.inserted, again.duplicates) == (0, 2)
+    assert [e.key for e in inbox.events_after(0, 100)] == ["a.mp4", "b.mp4"]
+    assert inbox.counts()["pending"] == 2
+
+
+def test_sequence_is_monotonic_and_batches_resume_after_the_cursor(inbox):
+    inbox.append([created(f"k{i}") for i in range(7)])
+    first = inbox.events_after(0, 3)
+    rest = inbox.events_after(first[-1].seq, 100)
+    seqs = [e.seq for e in first + rest]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 7
+    assert inbox.last_seq() == seqs[-1]
+
+
+def test_concurrent_appends_lose_nothing_and_duplicate_nothing(inbox):
+    def worker(n: int) -> None:
+        for i in range(25):
+            inbox.append([created(f"k{i}"), created(f"w{n}-{i}")])
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    events = inbox.events_after(0, 10_000)
+    assert len(events) == 25 + 4 * 25
+    assert len({(e.key, e.etag) for e in events}) == len(events)
+
+
+def test_append_is_all_or_nothing(inbox):
+    inserts = []
+
+    def fail_on_second_version(conn, cursor, statement, params, context, executemany):
+        if statement.lstrip().upper().startswith("INSERT INTO VERSIONS"):
+            inserts.append(statement)
+            if len(inserts) == 2:
+                raise RuntimeError("disk full")
+
+    sa_event.listen(inbox.engine, "before_cursor_execute", fail_on_second_version)
+    with pytest.raises(RuntimeError, match="disk full"):
+        inbox.append([created("one"), created("two")])
+    sa_event.remove(inbox.engine, "before_cursor_execute", fail_on_second_version)
+    assert inbox.events_after(0, 10) == []
+    assert inbox.versions_of("media", "one") == []
+
+
+def test_delete_without_etag_resolves_to_the_newest_live_version(inbox):
+    inbox.append([created("clip.mp4", "v1")])
+    inbox.append([created("clip.mp4", "v2")])
+    inbox.append([deleted("clip.mp4")])
+    last = inbox.events_after(0, 10)[-1]
+    assert (last.kind, last.etag) == (EventKind.DELETED, "v2")
+
+
+def test_lease_admits_one_run_at_a_time_and_counts_attempts(inbox):
+    inbox.append([created("a")])
+    h = created("a").version_hash
+    assert inbox.claim(h, "run-1", 60)
+    assert not inbox.claim(h, "run-2", 60)
+    assert inbox.claim(h, "run-1", 60)
+    record = inbox.version(h)
+    assert (record.state, record.attempts) == (State.RUNNING, 2)
+
+
+def test_expired_lease_can_be_taken_over(inbox):
+    inbox.append([created("a")])
+    h = created("a").version_hash
+    assert inbox.claim(h, "crashed-run", -1)
+    assert inbox.claim(h, "run-2", 60)
+
+
+def test_newer_done_version_supersedes_the_older(inbox):
+    inbox.append([created("a", "v1"), created("a", "v2")])
+    old, new = created("a", "v1").version_hash, created("a", "v2").version_hash
+    inbox.mark_done(old, content_type="text/plain", sha256="1" * 64, size=1)
+    inbox.mark_done(new, content_type="text/plain", sha256="2" * 64, size=1)
+    assert [v.state for v in inbox.versions_of("media", "a")] == [State.SUPERSEDED, State.DONE]
+
+
+def test_final_failure_goes_to_the_dead_letter_queue(inbox):
+    inbox.append([created("a"), created("b")])
+    inbox.mark_failed(created("a").version_hash, "ValueError: corrupt", dead_letter=False)
+    inbox.mark_failed(created("b").version_hash, "ValueError: corrupt", dead_letter=True)
+    counts = inbox.counts()
+    assert (counts["failed"], counts["dlq"], counts["pending"]) == (2, 1, 0)
+    assert inbox.version(created("b").version_hash).last_error == "ValueError: corrupt"
+
+
+def test_deleted_and_superseded_versions_are_not_live(inbox):
+    inbox.append([created("a"), created("b"), created("c")])
+    inbox.mark_deleted(created("a").version_hash)
+    inbox.mark_superseded(created("b").version_hash, "current etag is zz")
+    assert [v.key for v in inbox.live_versions("media")] == ["c"]
+    assert inbox.depth() == 1
+
+
+def test_named_lock_is_exclusive_and_released(inbox):
+    with inbox.lock("reconcile:media", "sweep-1", 60), pytest.raises(LockHeld):
+        with inbox.lock("reconcile:media", "sweep-2", 60):
+            pass
+    with inbox.lock("reconcile:media", "sweep-2", 60):
+        pass
+
+
+def test_expired_lock_does_not_block_forever(inbox):
+    with inbox.lock("reconcile:media", "crashed", -1), inbox.lock("reconcile:media", "next", 60):
+        pass
