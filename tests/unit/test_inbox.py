@@ -119,9 +119,9 @@ def test_deleted_and_superseded_versions_are_not_live(inbox):
 
 
 def test_named_lock_is_exclusive_and_released(inbox):
-    with inbox.lock("reconcile:media", "sweep-1", 60), pytest.raises(LockHeld):
-        with inbox.lock("reconcile:media", "sweep-2", 60):
-            pass
+    with inbox.lock("reconcile:media", "sweep-1", 60), pytest.raises(LockHeld), \
+            inbox.lock("reconcile:media", "sweep-2", 60):
+        pass
     with inbox.lock("reconcile:media", "sweep-2", 60):
         pass
 

@@ -95,7 +95,8 @@ def test_seaweedfs_non_object_events_are_ignored(name):
 
 def test_seaweedfs_overwrite_is_a_create_of_the_new_etag():
     (event,) = events(Source.SEAWEEDFS, "seaweedfs-update.json")
-    assert (event.kind, event.key, event.etag) == (EventKind.CREATED, "in/img_3.jpg", "0123456789abcdef0123456789abcdef")
+    assert (event.kind, event.key) == (EventKind.CREATED, "in/img_3.jpg")
+    assert event.etag == "0123456789abcdef0123456789abcdef"
 
 
 def test_seaweedfs_rename_deletes_the_old_key_and_creates_the_new():
