@@ -63,7 +63,8 @@ class Metrics:
 
 
 class Backlog:
-    """The inbox depth, re-read at most once a second: cheap enough to check on every request."""
+    """The inbox depth, re-read at most once a second (and counted up by what this receiver commits in
+    between): cheap enough to check on every request."""
 
     def __init__(self, inbox: Inbox, limit: int):
         self.inbox, self.limit = inbox, limit
@@ -73,6 +74,9 @@ class Backlog:
         if time.monotonic() - self._read_at > BACKLOG_CACHE_SECONDS:
             self._value, self._read_at = self.inbox.depth(), time.monotonic()
         return self._value >= self.limit
+
+    def add(self, committed: int) -> None:
+        self._value += committed
 
 
 class Authenticator:
@@ -127,6 +131,7 @@ def create_app(settings: Settings, inbox: Inbox | None = None) -> FastAPI:
         own = [e for e in parsed.events if e.key.startswith(settings.derived_prefix)]
         events = [e for e in parsed.events if e not in own]
         result = inbox.append(events)
+        backlog.add(result.inserted)
         metrics.received.labels(source.value).inc(result.inserted)
         metrics.duplicates.labels(source.value).inc(result.duplicates)
         metrics.ignored.labels(source.value).inc(parsed.ignored + len(own))

@@ -25,7 +25,9 @@ class SweepResult:
     bucket: str
     listed: int
     created: int
+    """Events enqueued for current objects the inbox had not seen (duplicates not counted)."""
     deleted: int
+    """Events enqueued for live versions whose key is gone."""
 
 
 def sweep(inbox: Inbox, storage: Storage, bucket: str, *, ignore_prefix: str = "",
@@ -48,6 +50,6 @@ def sweep(inbox: Inbox, storage: Storage, bucket: str, *, ignore_prefix: str = "
             NotificationEvent(Source.RECONCILE, EventKind.DELETED, bucket, key, etag)
             for key, etags in known.items() if key not in listed for etag in sorted(etags)
         ]
-        result = inbox.append(missing + gone)
-    log.info("reconcile bucket=%s listed=%d enqueued=%d", bucket, len(listed), result.inserted)
-    return SweepResult(bucket, len(listed), len(missing), len(gone))
+        created, deleted = inbox.append(missing).inserted, inbox.append(gone).inserted
+    log.info("reconcile bucket=%s listed=%d created=%d deleted=%d", bucket, len(listed), created, deleted)
+    return SweepResult(bucket, len(listed), created, deleted)

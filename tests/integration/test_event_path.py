@@ -1,0 +1,127 @@
+"""Real SeaweedFS → its real filer webhook → the real receiver over HTTP → the inbox."""
+
+import json
+import time
+
+import pytest
+from botocore.exceptions import ClientError
+
+from mediasift.config import Settings
+from mediasift.events import EventKind
+from mediasift.inbox import Inbox, InboxEvent
+from mediasift.reconcile import sweep
+from mediasift.stack import DagsterMode, Stack
+from mediasift.storage import Storage
+from tests.conftest import payload
+
+
+def events_for(inbox: Inbox, bucket: str) -> list[InboxEvent]:
+    return [e for e in inbox.events_after(0, 100_000) if e.bucket == bucket]
+
+
+def wait_for_events(inbox: Inbox, bucket: str, count: int, timeout: float = 15) -> list[InboxEvent]:
+    deadline = time.monotonic() + timeout
+    while (found := events_for(inbox, bucket)) and len(found) < count or not found:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"expected {count} events for {bucket}, got {len(found)}: {found}")
+        time.sleep(0.05)
+    return found
+
+
+def test_upload_reaches_the_inbox_through_the_real_webhook(stack, bucket, stack_inbox):
+    client = Storage.from_settings(stack.settings).client
+    put = client.put_object(Bucket=bucket, Key="in/clip.mp4", Body=b"\x00" * 1000)
+    (event,) = wait_for_events(stack_inbox, bucket, 1)
+    assert (event.source, event.kind, event.key) == ("seaweedfs", EventKind.CREATED, "in/clip.mp4")
+    assert event.etag == put["ETag"].strip('"') and event.size == 1000
+
+
+def test_overwrite_and_delete_arrive_as_new_version_and_deletion(stack, bucket, stack_inbox):
+    client = Storage.from_settings(stack.settings).client
+    first = client.put_object(Bucket=bucket, Key="doc.txt", Body=b"one")["ETag"].strip('"')
+    wait_for_events(stack_inbox, bucket, 1)
+    second = client.put_object(Bucket=bucket, Key="doc.txt", Body=b"two")["ETag"].strip('"')
+    wait_for_events(stack_inbox, bucket, 2)
+    client.delete_object(Bucket=bucket, Key="doc.txt")
+    found = wait_for_events(stack_inbox, bucket, 3)
+    assert [(e.kind.value, e.etag) for e in found] == [("created", first), ("created", second), ("deleted", second)]
+
+
+def test_keys_with_spaces_unicode_plus_percent_and_900_characters_arrive_intact(stack, bucket, stack_inbox):
+    long_key = "y" * 100 + "/" + "/".join(["x" * 99] * 8)  # SeaweedFS limits each path segment to 255 bytes
+    keys = ["with spaces/a b.txt", "ünïcödé/日本語 ファイル.txt", "plus+sign.txt", "per%25cent%2Fslash.txt",
+            "dots..in..name.txt", long_key]
+    assert len(long_key) == 900
+    client = Storage.from_settings(stack.settings).client
+    for key in keys:
+        client.put_object(Bucket=bucket, Key=key, Body=key.encode())
+    found = wait_for_events(stack_inbox, bucket, len(keys))
+    assert sorted(e.key for e in found) == sorted(keys)
+    listed = sorted(key for key, _ in Storage.from_settings(stack.settings).list_objects(bucket))
+    assert listed == sorted(keys)
+
+
+def test_store_refuses_a_dot_dot_segment_and_nothing_reaches_the_inbox(stack, bucket, stack_inbox):
+    client = Storage.from_settings(stack.settings).client
+    with pytest.raises(ClientError, match="InvalidRequest"):
+        client.put_object(Bucket=bucket, Key="../escape.txt", Body=b"x")
+    time.sleep(0.5)
+    assert events_for(stack_inbox, bucket) == []
+
+
+def test_same_notification_posted_twice_gives_one_entry(stack, bucket, stack_inbox, webhook):
+    body = json.loads(payload("seaweedfs-create.json"))
+    body["key"] = f"/buckets/{bucket}/in/img_3.jpg"
+    assert webhook("seaweedfs", body).json()["accepted"] == 1
+    assert webhook("seaweedfs", body).json()["duplicates"] == 1
+    assert len(events_for(stack_inbox, bucket)) == 1
+
+
+def test_malformed_or_unauthenticated_post_writes_nothing(stack, bucket, stack_inbox, webhook):
+    body = json.loads(payload("seaweedfs-create.json"))
+    body["key"] = f"/buckets/{bucket}/in/img_3.jpg"
+    assert webhook("seaweedfs", body, auth=False).status_code == 401
+    del body["message"]["new_entry"]["extended"]
+    del body["message"]["new_entry"]["attributes"]["md5"]
+    response = webhook("seaweedfs", body)
+    assert response.status_code == 400
+    assert "message.new_entry.extended.Seaweed-X-Amz-ETag" in response.json()["detail"]
+    assert events_for(stack_inbox, bucket) == []
+
+
+def test_wrong_credentials_are_refused_by_the_store(stack, bucket):
+    wrong = Storage(stack.settings.s3_endpoint_url, "MSWRONGKEY", "not-the-secret")
+    with pytest.raises(ClientError) as caught:
+        wrong.client.put_object(Bucket=bucket, Key="x", Body=b"x")
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+def test_reconcile_enqueues_every_object_missed_while_the_receiver_was_down(tmp_path):
+    with Stack(Settings(home=tmp_path), DagsterMode.NONE) as own:
+        storage = Storage.from_settings(own.settings)
+        inbox = Inbox(own.settings.inbox_url)
+        bucket = own.settings.bucket
+        storage.client.put_object(Bucket=bucket, Key="kept.txt", Body=b"kept")
+        storage.client.put_object(Bucket=bucket, Key="removed later.txt", Body=b"bye")
+        wait_for_events(inbox, bucket, 2)
+
+        own.receiver.stop()
+        missed = {f"missed/{i} ü+.txt": storage.client.put_object(Bucket=bucket, Key=f"missed/{i} ü+.txt",
+                                                                  Body=f"m{i}".encode())["ETag"].strip('"')
+                  for i in range(5)}
+        storage.client.delete_object(Bucket=bucket, Key="removed later.txt")
+        storage.client.put_object(Bucket=bucket, Key="_mediasift/derived.parquet", Body=b"ours")
+        time.sleep(1)
+        assert len(events_for(inbox, bucket)) == 2
+
+        first = sweep(inbox, storage, bucket, ignore_prefix=own.settings.derived_prefix)
+        second = sweep(inbox, storage, bucket, ignore_prefix=own.settings.derived_prefix)
+
+        new = events_for(inbox, bucket)[2:]
+        assert sorted((e.kind.value, e.key, e.etag) for e in new) == sorted(
+            [("created", key, etag) for key, etag in missed.items()] + [("deleted", "removed later.txt", new[-1].etag)]
+        )
+        assert {e.source for e in new} == {"reconcile"}
+        assert (first.created, first.deleted, first.listed) == (5, 1, 6)
+        assert (second.created, second.deleted) == (0, 0)
+        assert len(events_for(inbox, bucket)) == 2 + 6
