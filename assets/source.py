@@ -27,7 +27,7 @@ def source_object(context: dg.AssetExecutionContext, inbox: InboxResource, s3: S
     kind = EventKind(context.run.tags.get(KIND_TAG, EventKind.CREATED.value))
     outcome = process_version(
         inbox.get(), s3.get(), context.partition_key, kind,
-        run_id=context.run_id, attempt=context.retry_number + 1, max_attempts=inbox.max_attempts,
+        run_id=context.run.run_id, attempt=context.retry_number + 1, max_attempts=inbox.max_attempts,
         lease_seconds=inbox.lease_seconds,
     )
     return dg.MaterializeResult(metadata={**outcome.metadata(), "uri": outcome.version.uri})

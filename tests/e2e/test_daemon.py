@@ -1,0 +1,74 @@
+"""End to end with the real Dagster daemon: SeaweedFS webhook → receiver → inbox → sensor → runs."""
+
+import time
+
+import dagster as dg
+import pytest
+from typer.testing import CliRunner
+
+from mediasift.cli import app
+from mediasift.config import Settings
+from mediasift.inbox import Inbox, State
+from mediasift.stack import DagsterMode, Stack
+from mediasift.storage import Storage
+
+SOURCE = dg.AssetKey(["mediasift", "source_object"])
+
+
+def wait_for(check, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.5)
+    return value
+
+
+@pytest.mark.slow
+def test_uploads_overwrite_and_delete_end_as_the_right_partitions(tmp_path, monkeypatch):
+    with Stack(Settings(home=tmp_path / "home"), DagsterMode.DAEMON) as stack:
+        bucket = stack.settings.bucket
+        client = Storage.from_settings(stack.settings).client
+        inbox = Inbox(stack.settings.inbox_url)
+        first = client.put_object(Bucket=bucket, Key="docs/report v1.txt", Body=b"draft")["ETag"].strip('"')
+        kept = client.put_object(Bucket=bucket, Key="images/ünï.bin", Body=bytes(range(256)))["ETag"].strip('"')
+        client.put_object(Bucket=bucket, Key="tmp/scratch.txt", Body=b"scratch")
+        second = client.put_object(Bucket=bucket, Key="docs/report v1.txt", Body=b"final text")["ETag"].strip('"')
+        client.delete_object(Bucket=bucket, Key="tmp/scratch.txt")
+
+        def settled():
+            states = {
+                key: [v.state for v in inbox.versions_of(bucket, key)]
+                for key in ("docs/report v1.txt", "images/ünï.bin", "tmp/scratch.txt")
+            }
+            expected = {
+                "docs/report v1.txt": [State.SUPERSEDED, State.DONE],
+                "images/ünï.bin": [State.DONE],
+                "tmp/scratch.txt": [State.DELETED],
+            }
+            return states == expected
+
+        wait_for(settled, 240, "every version to settle")
+        instance = dg.DagsterInstance.from_config(str(stack.dagster_home))
+        partitions = set(instance.get_dynamic_partitions("object_versions"))
+        all_versions = [v for key in ("docs/report v1.txt", "images/ünï.bin", "tmp/scratch.txt")
+                        for v in inbox.versions_of(bucket, key)]
+        assert partitions == {v.version_hash for v in all_versions}
+        materialized = wait_for(
+            lambda: (m := instance.get_materialized_partitions(SOURCE)) >= partitions and m,
+            60, "materializations to be recorded",
+        )
+        assert materialized == partitions
+        runs = instance.get_runs(filters=dg.RunsFilter(job_name="ingest_object_version"))
+        assert len(runs) == 5
+        assert all(run.tags["dagster/partition"] in partitions for run in runs)
+
+        monkeypatch.setenv("MEDIASIFT_HOME", str(stack.home))
+        shown = CliRunner().invoke(app, ["objects", "show", f"s3://{bucket}/docs/report v1.txt"],
+                                   env={"COLUMNS": "200"})
+        assert shown.exit_code == 0, shown.output
+        assert first in shown.output and second in shown.output
+        assert "superseded" in shown.output and "done" in shown.output and "text/plain" in shown.output
+        current = inbox.versions_of(bucket, "docs/report v1.txt")[1]
+        assert current.sha256[:16] in shown.output
+        assert kept == inbox.versions_of(bucket, "images/ünï.bin")[0].etag

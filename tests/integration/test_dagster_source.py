@@ -1,0 +1,111 @@
+"""The inbox sensor and the source_object asset against real SeaweedFS, in-process Dagster.
+
+(`evaluate_tick` cannot load dynamic partitions for a partitioned job in tests, so the sensor function
+is called with `build_sensor_context`, its partitions added to the instance, then `materialize()`.)
+"""
+
+import json
+
+import dagster as dg
+import pytest
+
+from assets.source import source_object
+from dagster_project.partitions import KIND_TAG
+from dagster_project.sensors import build_inbox_sensor
+from mediasift.inbox import State
+from mediasift.storage import Storage
+from resources import InboxResource, S3StorageResource
+from tests.conftest import payload
+from tests.integration.test_event_path import wait_for_events
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as test_instance:
+        yield test_instance
+
+
+@pytest.fixture
+def resources(stack, bucket):
+    s = stack.settings
+    return {
+        "inbox": InboxResource(database_url=s.inbox_url, batch_size=50),
+        "s3": S3StorageResource(endpoint_url=s.s3_endpoint_url, bucket=bucket,
+                                access_key_id=s.s3_access_key.get_secret_value(),
+                                secret_access_key=s.s3_secret_key.get_secret_value()),
+    }
+
+
+def tick(instance, resources, cursor: str | None) -> dg.SensorResult:
+    sensor = build_inbox_sensor(5)
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
+    result = sensor(context)
+    for request in result.dynamic_partitions_requests or []:
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    return result
+
+
+def run(instance, resources, request: dg.RunRequest, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
+    return dg.materialize([source_object], partition_key=request.partition_key, tags=request.tags,
+                          resources=resources, instance=instance, raise_on_error=raise_on_error)
+
+
+def test_sensor_turns_new_events_into_partitions_and_one_run_each(stack, bucket, stack_inbox, webhook, instance,
+                                                                  resources):
+    body = json.loads(payload("seaweedfs-create.json"))
+    body["key"] = f"/buckets/{bucket}/in/img_3.jpg"
+    webhook("seaweedfs", body)
+    webhook("seaweedfs", body)
+    start = str(stack_inbox.last_seq() - 1)
+    result = tick(instance, resources, start)
+    mine = [r for r in result.run_requests if r.tags[KIND_TAG] == "created"]
+    assert len(mine) == 1
+    assert instance.get_dynamic_partitions("object_versions") == [mine[0].partition_key]
+    assert tick(instance, resources, result.cursor).run_requests == []
+
+
+def test_runs_materialize_lineage_supersede_overwrites_and_mark_deletions(stack, bucket, stack_inbox, instance,
+                                                                           resources):
+    client = Storage.from_settings(stack.settings).client
+    cursor = str(stack_inbox.last_seq())
+    client.put_object(Bucket=bucket, Key="a.pdf", Body=b"%PDF-1.4\n% first")
+    client.put_object(Bucket=bucket, Key="a.pdf", Body=b"%PDF-1.4\n% second version")
+    client.put_object(Bucket=bucket, Key="gone.txt", Body=b"short lived")
+    client.delete_object(Bucket=bucket, Key="gone.txt")
+    wait_for_events(stack_inbox, bucket, 4)
+
+    result = tick(instance, resources, cursor)
+    assert len(result.run_requests) == 4
+    outcomes = {}
+    for request in result.run_requests:
+        materialization = run(instance, resources, request).asset_materializations_for_node("mediasift__source_object")
+        meta = materialization[0].metadata
+        outcomes[(meta["key"].value, request.tags[KIND_TAG])] = meta
+
+    versions = stack_inbox.versions_of(bucket, "a.pdf")
+    assert [v.state for v in versions] == [State.SUPERSEDED, State.DONE]
+    current = outcomes[("a.pdf", "created")]
+    assert current["state"].value in ("done", "superseded")
+    done = versions[1]
+    assert (done.content_type, done.size) == ("application/pdf", len(b"%PDF-1.4\n% second version"))
+    assert len(done.sha256) == 64
+    assert [v.state for v in stack_inbox.versions_of(bucket, "gone.txt")] == [State.DELETED]
+    assert {"bucket", "key", "etag", "object_id", "sha256", "content_type", "size"} <= set(
+        next(m for m in outcomes.values() if m["state"].value == "done")
+    )
+
+
+def test_unreadable_object_is_retried_then_dead_lettered(stack, bucket, stack_inbox, instance, resources):
+    client = Storage.from_settings(stack.settings).client
+    cursor = str(stack_inbox.last_seq())
+    client.put_object(Bucket=bucket, Key="locked.bin", Body=b"x")
+    wait_for_events(stack_inbox, bucket, 1)
+    (request,) = tick(instance, resources, cursor).run_requests
+    s3 = resources["s3"]
+    broken = {**resources, "s3": S3StorageResource(endpoint_url=s3.endpoint_url, bucket=bucket,
+                                                   access_key_id=s3.access_key_id, secret_access_key="wrong")}
+    outcome = run(instance, broken, request, raise_on_error=False)
+    assert not outcome.success
+    (version,) = stack_inbox.versions_of(bucket, "locked.bin")
+    assert (version.state, version.attempts, version.in_dlq) == (State.FAILED, 3, True)
+    assert "403" in version.last_error
