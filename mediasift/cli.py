@@ -172,14 +172,14 @@ def objects_show(uri: Annotated[str, typer.Argument(help="s3://BUCKET/KEY")], as
     if as_json:
         console.print_json(json.dumps([_version_json(v) for v in versions]))
         return
-    table = Table("partition", "etag", "state", "attempts", "size", "content type", "sha256", title=uri)
     for v in versions:
-        table.add_row(v.version_hash, v.etag, v.state.value + (" (dlq)" if v.in_dlq else ""), str(v.attempts),
-                      str(v.size or "-"), v.content_type or "-", (v.sha256 or "-")[:16])
-    console.print(table)
-    for v in versions:
-        if v.last_error:
-            console.print(f"{v.version_hash}: {v.last_error}")
+        facts = _version_json(v)
+        facts["state"] = v.state.value + (" (in DLQ)" if v.in_dlq else "")
+        table = Table(show_header=False, title=f"{uri}  version {v.version_hash}", title_justify="left")
+        for name in ("bucket", "key", "etag", "version_id", "object_id", "partition_key", "state", "attempts",
+                     "size", "content_type", "sha256", "last_error"):
+            table.add_row(name, "-" if facts[name] is None else str(facts[name]))
+        console.print(table)
 
 
 def _version_json(v) -> dict:
