@@ -1,0 +1,104 @@
+"""Time from `put_object` to inbox, run creation, run start and materialization, one small object at a
+time, with the real Dagster daemon and the default sensor interval.
+
+    python bench/latency.py [--samples N] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import dagster as dg
+from rich.console import Console
+from rich.table import Table
+
+from mediasift.config import Settings
+from mediasift.identity import version_hash
+from mediasift.inbox import Inbox
+from mediasift.stack import DagsterMode, Stack
+from mediasift.storage import Storage
+
+SOURCE = dg.AssetKey(["mediasift", "source_object"])
+STAGES = ("inbox", "run created", "run started", "materialized")
+
+
+def _poll(check, timeout: float = 180.0, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while (value := check()) is None:
+        if time.monotonic() > deadline:
+            raise TimeoutError("object did not get through the pipeline in time")
+        time.sleep(interval)
+    return value
+
+
+def _one(stack: Stack, instance: dg.DagsterInstance, inbox: Inbox, n: int) -> dict[str, float]:
+    bucket, key = stack.settings.bucket, f"latency/{n}.txt"
+    client = Storage.from_settings(stack.settings).client
+    put_at = time.time()
+    etag = client.put_object(Bucket=bucket, Key=key, Body=f"sample {n}".encode())["ETag"].strip('"')
+    partition = version_hash(bucket, key, etag)
+
+    def received():
+        return next((e for e in inbox.events_after(0, 100_000) if e.version_hash == partition), None)
+
+    def run_record():
+        records = instance.get_run_records(dg.RunsFilter(tags={"dagster/partition": partition}), limit=1)
+        return records[0] if records and records[0].start_time else None
+
+    def materialized():
+        result = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=SOURCE, asset_partitions=[partition]), limit=1)
+        return result.records[0].timestamp if result.records else None
+
+    received_at = _poll(received) and time.time()
+    done_at = _poll(materialized)
+    record = _poll(run_record)
+    return {
+        "inbox": received_at - put_at,
+        "run created": record.create_timestamp.timestamp() - put_at,
+        "run started": record.start_time - put_at,
+        "materialized": done_at - put_at,
+    }
+
+
+def measure(samples: int) -> list[dict[str, float]]:
+    with tempfile.TemporaryDirectory() as home:
+        settings = Settings(home=Path(home))
+        with Stack(settings, DagsterMode.DAEMON) as stack:
+            instance = dg.DagsterInstance.from_config(str(stack.dagster_home))
+            inbox = Inbox(stack.settings.inbox_url)
+            results = []
+            for n in range(samples):
+                results.append(_one(stack, instance, inbox, n))
+                time.sleep(1)
+            return results
+
+
+def report(results: list[dict[str, float]], interval: int, console: Console) -> None:
+    table = Table("from put_object to", "median s", "max s", title=f"pipeline latency, {len(results)} objects, "
+                  f"sensor interval {interval} s")
+    for stage in STAGES:
+        values = [r[stage] for r in results]
+        table.add_row(stage, f"{statistics.median(values):.2f}", f"{max(values):.2f}")
+    console.print(table)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--samples", type=int, default=3)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    results = measure(args.samples)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        report(results, Settings().sensor_interval_s, Console())
+
+
+if __name__ == "__main__":
+    main()
