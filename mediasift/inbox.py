@@ -327,22 +327,30 @@ class Inbox:
             .values(lease_owner=None, lease_until=None, updated_at=time.time(), **values)
         )
 
-    def mark_done(self, version_hash_: str, *, content_type: str, sha256: str, size: int) -> None:
-        """Done; every other done version of the same key becomes superseded (this one is current)."""
+    def mark_done(self, version_hash_: str, *, content_type: str, sha256: str, size: int) -> State:
+        """Record a successful read. The newest done version of a key (by event order) is current: older
+        done versions become superseded, and a read that finishes after a newer version's is itself
+        superseded. Returns the state this version ends in."""
         record = self.version(version_hash_)
         if record is None:
             raise KeyError(version_hash_)
         v = versions_table.c
+        same_key_done = (v.object_id == record.object_id) & (v.version_hash != version_hash_) & (
+            v.state == State.DONE.value)
         with self._write() as conn:
-            self._finish(conn, version_hash_, state=State.DONE.value, content_type=content_type,
-                         sha256=sha256, size=size, last_error=None, in_dlq=False)
+            newer = conn.execute(
+                select(func.count()).where(same_key_done).where(v.first_seq > record.first_seq)
+            ).scalar_one()
+            state = State.SUPERSEDED if newer else State.DONE
+            self._finish(conn, version_hash_, state=state.value, content_type=content_type, sha256=sha256,
+                         size=size, last_error="a newer version finished first" if newer else None, in_dlq=False)
             conn.execute(
                 update(versions_table)
-                .where(v.object_id == record.object_id)
-                .where(v.version_hash != version_hash_)
-                .where(v.state == State.DONE.value)
+                .where(same_key_done)
+                .where(v.first_seq < record.first_seq)
                 .values(state=State.SUPERSEDED.value, updated_at=time.time())
             )
+        return state
 
     def mark_superseded(self, version_hash_: str, reason: str) -> None:
         with self._write() as conn:

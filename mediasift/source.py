@@ -64,8 +64,9 @@ def process_version(inbox: Inbox, storage: Storage, version_hash: str, kind: Eve
         raise
     if outcome.state is State.DONE:
         fetched = outcome.fetched
-        inbox.mark_done(version_hash, content_type=fetched.content_type, sha256=fetched.sha256,
-                        size=fetched.size)
+        final = inbox.mark_done(version_hash, content_type=fetched.content_type, sha256=fetched.sha256,
+                                size=fetched.size)
+        outcome = Outcome(final, version, fetched)
     elif outcome.state is State.SUPERSEDED:
         inbox.mark_superseded(version_hash, outcome.reason or "superseded")
     else:

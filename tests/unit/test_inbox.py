@@ -101,6 +101,14 @@ def test_newer_done_version_supersedes_the_older(inbox):
     assert [v.state for v in inbox.versions_of("media", "a")] == [State.SUPERSEDED, State.DONE]
 
 
+def test_older_version_finishing_last_does_not_become_current(inbox):
+    inbox.append([created("a", "v1"), created("a", "v2")])
+    old, new = created("a", "v1").version_hash, created("a", "v2").version_hash
+    assert inbox.mark_done(new, content_type="text/plain", sha256="2" * 64, size=1) is State.DONE
+    assert inbox.mark_done(old, content_type="text/plain", sha256="1" * 64, size=1) is State.SUPERSEDED
+    assert [v.state for v in inbox.versions_of("media", "a")] == [State.SUPERSEDED, State.DONE]
+
+
 def test_final_failure_goes_to_the_dead_letter_queue(inbox):
     inbox.append([created("a"), created("b")])
     inbox.mark_failed(created("a").version_hash, "ValueError: corrupt", dead_letter=False)
