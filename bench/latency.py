@@ -79,13 +79,13 @@ def measure(samples: int) -> list[dict[str, float]]:
             return results
 
 
-def report(results: list[dict[str, float]], interval: int, console: Console) -> None:
+def report(results: list[dict[str, float]], interval: int, console: Console | None = None) -> None:
     table = Table("from put_object to", "median s", "max s", title=f"pipeline latency, {len(results)} objects, "
                   f"sensor interval {interval} s")
     for stage in STAGES:
         values = [r[stage] for r in results]
         table.add_row(stage, f"{statistics.median(values):.2f}", f"{max(values):.2f}")
-    console.print(table)
+    (console or Console()).print(table)
 
 
 def main() -> None:

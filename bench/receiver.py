@@ -29,6 +29,7 @@ from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import latency  # bench/latency.py, beside this script
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
@@ -66,6 +67,7 @@ class Result:
     non_200: dict[str, int]
     server_cpu_s: float
     client_cpu_s: float
+    durability: str
     exactly_once: bool
     problems: list[str] = field(default_factory=list)
 
@@ -218,6 +220,17 @@ def verify(inbox: Inbox, workload: Workload, answers: dict) -> list[str]:
     return problems
 
 
+def durability(inbox: Inbox) -> str:
+    """What a commit means on this backend, read from the live connection."""
+    with inbox.engine.connect() as conn:
+        if inbox.is_sqlite:
+            mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
+            level = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}[conn.exec_driver_sql("PRAGMA synchronous").scalar()]
+            return f"journal_mode={mode} synchronous={level}"
+        return ", ".join(f"{name}={conn.exec_driver_sql(f'SHOW {name}').scalar()}"
+                         for name in ("fsync", "synchronous_commit", "wal_sync_method"))
+
+
 def run_backend(backend: str, workload: Workload, concurrency: int, client_kind: str) -> Result:
     token = secrets.token_urlsafe(24)
     with ExitStack() as stack:
@@ -261,11 +274,12 @@ def run_backend(backend: str, workload: Workload, concurrency: int, client_kind:
             duplicate_events=workload.duplicate_events, events_per_s=distinct / answers["wall"],
             p50_ms=percentile(latencies, 0.50) * 1000, p99_ms=percentile(latencies, 0.99) * 1000,
             max_ms=max(latencies) * 1000, wall_s=answers["wall"], non_200=non_200,
-            server_cpu_s=server_cpu, client_cpu_s=answers["cpu"], exactly_once=not problems, problems=problems,
+            server_cpu_s=server_cpu, client_cpu_s=answers["cpu"], durability=durability(inbox),
+            exactly_once=not problems, problems=problems,
         )
 
 
-def report(results: list[Result], args: argparse.Namespace) -> dict:
+def report(results: list[Result], skipped: dict[str, str], args: argparse.Namespace) -> dict:
     by_backend = {r.backend: r for r in results}
     sqlite, postgres = by_backend.get("sqlite"), by_backend.get("postgres")
     ratio = postgres.events_per_s / sqlite.events_per_s if sqlite and postgres else None
@@ -275,7 +289,7 @@ def report(results: list[Result], args: argparse.Namespace) -> dict:
         "events": args.events, "concurrency": args.concurrency, "batch": args.batch, "client": args.client,
         "cpus": os.cpu_count(),
         "results": [asdict(r) for r in results], "postgres_over_sqlite_throughput": ratio,
-        "target": TARGET, "target_met": met,
+        "target": TARGET, "target_met": met, "skipped": skipped,
         "note": "the load generator runs on the same machine and competes with the receiver for the same cores",
     }
 
@@ -296,8 +310,10 @@ def print_table(summary: dict) -> None:
                       "[green]yes[/]" if r["exactly_once"] else "[bold red]NO[/]")
     console.print(table)
     for r in summary["results"]:
-        console.print(f"{r['backend']}: wall {r['wall_s']:.2f} s, max {r['max_ms']:.1f} ms, CPU receiver "
-                      f"{r['server_cpu_s']:.1f} s / client {r['client_cpu_s']:.1f} s")
+        console.print(f"{r['backend']}: {r['posts'] / r['wall_s']:,.0f} POSTs/s, wall {r['wall_s']:.2f} s, "
+                      f"max {r['max_ms']:.1f} ms, CPU receiver {r['server_cpu_s']:.1f} s "
+                      f"({r['server_cpu_s'] / r['posts'] * 1000:.2f} ms/POST) / client {r['client_cpu_s']:.1f} s; "
+                      f"{r['durability']}")
         for problem in r["problems"]:
             console.print(f"[bold red]{r['backend']}: {problem}[/]")
     if summary["postgres_over_sqlite_throughput"] is not None:
@@ -305,6 +321,8 @@ def print_table(summary: dict) -> None:
     if summary["target_met"] is not None:
         verdict = "[green]met[/]" if summary["target_met"] else "[bold red]NOT met[/]"
         console.print(f"{summary['target']}: {verdict}")
+    for backend, reason in summary["skipped"].items():
+        console.print(f"[yellow]{backend} skipped: {reason}[/]")
     console.print(f"note: {summary['note']}.")
 
 
@@ -317,17 +335,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--client", choices=("raw", "httpx"), default="raw",
                         help="load generator: minimal asyncio HTTP/1.1 (default) or httpx.AsyncClient")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--latency-samples", type=int, default=3,
+                        help="objects timed from put_object to run launch and materialization (0: skip)")
     args = parser.parse_args(argv)
     if args.events < 1 or args.concurrency < 1 or args.batch < 1:
         parser.error("--events, --concurrency and --batch must be at least 1")
     workload = make_workload(args.events, args.batch)
-    backends = ("sqlite", "postgres") if args.backend == "both" else (args.backend,)
+    backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    skipped: dict[str, str] = {}
+    if args.backend == "both":
+        from mediasift.testing import postgres_bin
+
+        try:
+            postgres_bin("initdb")
+        except RuntimeError as error:  # `both` still measures SQLite; `--backend postgres` fails instead
+            skipped["postgres"] = str(error)
+            backends.remove("postgres")
     results = [run_backend(backend, workload, args.concurrency, args.client) for backend in backends]
-    summary = report(results, args)
+    summary = report(results, skipped, args)
+    pipeline = latency.measure(args.latency_samples) if args.latency_samples else []
     if args.json:
-        print(json.dumps(summary, indent=2))
+        print(json.dumps({**summary, "pipeline_latency_s": pipeline}, indent=2, ensure_ascii=False))
     else:
         print_table(summary)
+        if pipeline:
+            latency.report(pipeline, Settings().sensor_interval_s)
     if not all(r.exactly_once for r in results):
         print("FAILED: the inbox does not hold every distinct event exactly once", file=sys.stderr)
         return 1

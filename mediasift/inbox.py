@@ -5,7 +5,8 @@ sensor's cursor). Every object version is a `versions` row whose state moves
 pending → running → done | failed | superseded | deleted. Duplicates of (bucket, key, etag, kind) are
 absorbed by a unique key, so at-least-once delivery turns into exactly-once work.
 
-SQLite (WAL) is the default; Postgres when the URL says so. On Postgres each append takes a
+SQLite (WAL, synchronous=FULL: a commit survives power loss) is the default; Postgres when the URL
+says so. On Postgres each append takes a
 transaction-scoped advisory lock so `seq` order equals commit order: a sensor reading `seq > cursor`
 can then never skip a row that commits late.
 """
@@ -162,7 +163,7 @@ def dedup_key(e: NotificationEvent) -> str:
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
 
@@ -175,11 +176,16 @@ class Inbox:
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite and ":///" in url and not url.endswith(":memory:"):
             Path(url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
-        self.engine: Engine = create_engine(url, pool_pre_ping=not self.is_sqlite)
+        self.engine: Engine = create_engine(url)
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._insert = sqlite.insert if self.is_sqlite else postgresql.insert
         self._write_lock = threading.Lock() if self.is_sqlite else None
+        self._insert_event = (
+            self._insert(events_table).on_conflict_do_nothing(index_elements=["dedup_key"])
+            .returning(events_table.c.seq)
+        )
+        self._insert_version = self._insert(versions_table).on_conflict_do_nothing(index_elements=["version_hash"])
         try:
             metadata.create_all(self.engine)
         except DBAPIError as error:
@@ -213,44 +219,39 @@ class Inbox:
     def append(self, events: Iterable[NotificationEvent]) -> AppendResult:
         """Store all events in one transaction; duplicates are absorbed. Deletes without an ETag
         are resolved to the newest live version of their key."""
+        return self.append_groups([list(events)])[0]
+
+    def append_groups(self, groups: list[list[NotificationEvent]]) -> list[AppendResult]:
+        """Several requests' events in one transaction (one fsync), each group counted on its own."""
         now = time.time()
-        inserted = duplicates = 0
+        results = []
         with self._write() as conn:
             if not self.is_sqlite:
                 conn.execute(select(func.pg_advisory_xact_lock(APPEND_LOCK_ID)))
-            for e in events:
-                if e.kind is EventKind.DELETED and not e.etag:
-                    e = self._resolve_delete(conn, e)
-                seq = self._insert_event(conn, e, now)
-                if seq is None:
-                    duplicates += 1
-                    continue
-                inserted += 1
-                conn.execute(
-                    self._insert(versions_table)
-                    .values(
-                        version_hash=e.version_hash, object_id=object_id(e.bucket, e.key), bucket=e.bucket,
-                        key=e.key, etag=e.etag, version_id=e.version_id, size=e.size,
-                        state=State.PENDING.value, attempts=0, in_dlq=False, first_seq=seq,
-                        created_at=now, updated_at=now,
-                    )
-                    .on_conflict_do_nothing(index_elements=["version_hash"])
-                )
-        return AppendResult(inserted, duplicates)
+            for events in groups:
+                inserted = 0
+                for e in events:
+                    inserted += self._append_one(conn, e, now)
+                results.append(AppendResult(inserted, len(events) - inserted))
+        return results
 
-    def _insert_event(self, conn: Connection, e: NotificationEvent, now: float) -> int | None:
-        statement = (
-            self._insert(events_table)
-            .values(
-                dedup_key=dedup_key(e), source=e.source.value, kind=e.kind.value, bucket=e.bucket,
-                key=e.key, etag=e.etag, version_id=e.version_id, version_hash=e.version_hash,
-                size=e.size, event_time=e.event_time.timestamp() if e.event_time else None,
-                received_at=now,
-            )
-            .on_conflict_do_nothing(index_elements=["dedup_key"])
-            .returning(events_table.c.seq)
-        )
-        return conn.execute(statement).scalar_one_or_none()
+    def _append_one(self, conn: Connection, e: NotificationEvent, now: float) -> bool:
+        if e.kind is EventKind.DELETED and not e.etag:
+            e = self._resolve_delete(conn, e)
+        seq = conn.execute(self._insert_event, {
+            "dedup_key": dedup_key(e), "source": e.source.value, "kind": e.kind.value, "bucket": e.bucket,
+            "key": e.key, "etag": e.etag, "version_id": e.version_id, "version_hash": e.version_hash,
+            "size": e.size, "event_time": e.event_time.timestamp() if e.event_time else None, "received_at": now,
+        }).scalar_one_or_none()
+        if seq is None:
+            return False
+        conn.execute(self._insert_version, {
+            "version_hash": e.version_hash, "object_id": object_id(e.bucket, e.key), "bucket": e.bucket,
+            "key": e.key, "etag": e.etag, "version_id": e.version_id, "size": e.size,
+            "state": State.PENDING.value, "attempts": 0, "in_dlq": False, "first_seq": seq,
+            "created_at": now, "updated_at": now,
+        })
+        return True
 
     def _resolve_delete(self, conn: Connection, e: NotificationEvent) -> NotificationEvent:
         row = conn.execute(

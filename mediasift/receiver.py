@@ -7,6 +7,7 @@ retries instead of us dropping events.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hmac
 import logging
@@ -18,24 +19,19 @@ import httpx
 import uvicorn
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 from starlette.concurrency import run_in_threadpool
 
 from mediasift.config import Settings, secret
 from mediasift.errors import InboxUnavailable, PayloadError
 from mediasift.events import Parsed, Source, parse_notification
-from mediasift.inbox import Inbox
+from mediasift.group_commit import GroupCommitter
+from mediasift.inbox import AppendResult, Inbox
 
 log = logging.getLogger(__name__)
 WEBHOOK_SOURCES = (Source.TIGRIS, Source.SEAWEEDFS, Source.S3)
-BACKLOG_CACHE_SECONDS = 1.0
 RETRY_AFTER_SECONDS = "5"
 
 
@@ -55,28 +51,27 @@ class Metrics:
         self.latency = Histogram("mediasift_webhook_seconds", "Time from request to committed answer",
                                  ["source"], registry=self.registry,
                                  buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))
-        depth = Gauge("mediasift_inbox_depth", "Object versions waiting for a run", registry=self.registry)
-        depth.set_function(inbox.depth)
-        counts = Gauge("mediasift_versions", "Object versions by state", ["state"], registry=self.registry)
-        for state in ("pending", "running", "done", "failed", "superseded", "deleted", "dlq"):
-            counts.labels(state).set_function(lambda s=state: inbox.counts()[s])
+        self.registry.register(InboxCollector(inbox))
 
 
-class Backlog:
-    """The inbox depth, re-read at most once a second (and counted up by what this receiver commits in
-    between): cheap enough to check on every request."""
+class InboxCollector(Collector):
+    """Inbox gauges, read with one query per scrape."""
 
-    def __init__(self, inbox: Inbox, limit: int):
-        self.inbox, self.limit = inbox, limit
-        self._value, self._read_at = 0, 0.0
+    def __init__(self, inbox: Inbox):
+        self.inbox = inbox
 
-    def over_limit(self) -> bool:
-        if time.monotonic() - self._read_at > BACKLOG_CACHE_SECONDS:
-            self._value, self._read_at = self.inbox.depth(), time.monotonic()
-        return self._value >= self.limit
-
-    def add(self, committed: int) -> None:
-        self._value += committed
+    def collect(self):
+        try:
+            counts = self.inbox.counts()
+        except InboxUnavailable:
+            yield GaugeMetricFamily("mediasift_inbox_up", "Whether the inbox answered", value=0)
+            return
+        yield GaugeMetricFamily("mediasift_inbox_up", "Whether the inbox answered", value=1)
+        yield GaugeMetricFamily("mediasift_inbox_depth", "Object versions waiting for a run", value=counts["pending"])
+        versions = GaugeMetricFamily("mediasift_versions", "Object versions by state", labels=["state"])
+        for state, count in counts.items():
+            versions.add_metric([state], count)
+        yield versions
 
 
 class Authenticator:
@@ -117,21 +112,21 @@ async def read_limited(request: Request, limit: int) -> bytes:
 def create_app(settings: Settings, inbox: Inbox | None = None) -> FastAPI:
     inbox = inbox or Inbox(settings.inbox_url)
     auth = Authenticator(settings)
-    backlog = Backlog(inbox, settings.max_backlog)
+    writer = GroupCommitter(inbox)
     metrics = Metrics(inbox)
     app = FastAPI(title="mediasift receiver", version="0.1.0",
                   description="Bucket notifications in; durable inbox events out.")
     app.state.inbox = inbox
+    app.router.on_shutdown.append(writer.close)
 
     def reject(source: Source, reason: str, status: int, detail: str, headers: dict | None = None):
         metrics.rejected.labels(source.value, reason).inc()
         return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
-    def commit(source: Source, parsed: Parsed) -> dict:
+    async def commit(source: Source, parsed: Parsed) -> dict:
         own = [e for e in parsed.events if e.key.startswith(settings.derived_prefix)]
         events = [e for e in parsed.events if e not in own]
-        result = inbox.append(events)
-        backlog.add(result.inserted)
+        result = await asyncio.wrap_future(writer.submit(events)) if events else AppendResult(0, 0)
         metrics.received.labels(source.value).inc(result.inserted)
         metrics.duplicates.labels(source.value).inc(result.duplicates)
         metrics.ignored.labels(source.value).inc(parsed.ignored + len(own))
@@ -155,11 +150,11 @@ def create_app(settings: Settings, inbox: Inbox | None = None) -> FastAPI:
             except (PayloadError, httpx.HTTPError) as error:
                 return reject(source, "subscription", 400, f"SubscribeURL: {error}")
             return JSONResponse({"subscription": "confirmed"})
+        if parsed.events and writer.backlog >= settings.max_backlog:
+            return reject(source, "backlog", 429, "inbox backlog over its limit; retry later",
+                          {"Retry-After": RETRY_AFTER_SECONDS})
         try:
-            if parsed.events and await run_in_threadpool(backlog.over_limit):
-                return reject(source, "backlog", 429, "inbox backlog over its limit; retry later",
-                              {"Retry-After": RETRY_AFTER_SECONDS})
-            answer = await run_in_threadpool(commit, source, parsed)
+            answer = await commit(source, parsed)
         except InboxUnavailable as error:
             log.error("inbox_unavailable source=%s error=%s", source.value, error)
             return reject(source, "inbox_unavailable", 503, "inbox unavailable; retry later",

@@ -1,0 +1,64 @@
+import threading
+import time
+
+import pytest
+from sqlalchemy import event as sa_event
+
+from mediasift.events import EventKind, NotificationEvent, Source
+from mediasift.group_commit import GroupCommitter
+from mediasift.inbox import Inbox
+
+
+def created(key: str) -> NotificationEvent:
+    return NotificationEvent(Source.TIGRIS, EventKind.CREATED, "media", key, "e1")
+
+
+@pytest.fixture
+def inbox(tmp_path):
+    box = Inbox(f"sqlite:///{tmp_path / 'inbox.db'}")
+    yield box
+    box.close()
+
+
+def test_concurrent_requests_each_get_their_own_result(inbox):
+    writer = GroupCommitter(inbox)
+    futures, lock = [], threading.Lock()
+
+    def client(n: int) -> None:
+        for i in range(20):
+            future = writer.submit([created(f"c{n}-{i}"), created("shared")])
+            with lock:
+                futures.append(future)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    results = [f.result(timeout=10) for f in futures]
+    writer.close()
+    assert sum(r.inserted for r in results) == 81
+    assert sum(r.duplicates for r in results) == 79
+    assert len(inbox.events_after(0, 1000)) == 81
+    assert writer.backlog == 81
+
+
+def test_one_failing_request_does_not_fail_its_group(inbox, caplog):
+    def poison(conn, cursor, statement, params, context, executemany):
+        if "poison" in str(params):
+            raise RuntimeError("constraint violated")
+
+    sa_event.listen(inbox.engine, "before_cursor_execute", poison)
+    writer = GroupCommitter(inbox)
+    with inbox._write_lock:  # hold the writer on its first request so the next three queue up as one group
+        blocker = writer.submit([created("blocker")])
+        time.sleep(0.2)
+        before, bad, after = (writer.submit([created(key)]) for key in ("before", "poison", "after"))
+    assert blocker.result(timeout=10).inserted == 1
+    assert before.result(timeout=10).inserted == 1
+    assert after.result(timeout=10).inserted == 1
+    with pytest.raises(RuntimeError, match="constraint violated"):
+        bad.result(timeout=10)
+    writer.close()
+    assert sorted(e.key for e in inbox.events_after(0, 10)) == ["after", "before", "blocker"]
+    assert "group_commit_failed requests=3" in caplog.text
