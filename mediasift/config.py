@@ -39,6 +39,14 @@ class Settings(BaseSettings):
     max_backlog: int = 100_000
     sns_confirm_host_suffix: str = ".amazonaws.com"
 
+    derived_dir: Path | None = Field(default=None, description="Parquet feature tables; default HOME/derived")
+    lance_uri: str | None = Field(default=None, description="LanceDB location; default HOME/lance")
+    device: str = "cpu"
+    whisper_model: str | None = Field(default=None, description="faster-whisper name or path; default tiny.en")
+    clip_model: str = "ViT-B-32"
+    clip_pretrained: str | None = None
+    clip_checkpoint: str | None = None
+
     sensor_interval_s: int = 5
     sensor_batch_size: int = 200
     max_attempts: int = 3
@@ -48,6 +56,14 @@ class Settings(BaseSettings):
     @property
     def inbox_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.home / 'inbox.db').resolve()}"
+
+    @property
+    def derived_path(self) -> Path:
+        return self.derived_dir or self.home / "derived"
+
+    @property
+    def lance_location(self) -> str:
+        return self.lance_uri or str((self.home / "lance").resolve())
 
     @classmethod
     def load(cls, **overrides: object) -> Settings:

@@ -26,5 +26,9 @@ class VersionChanged(ObjectReadError):
     """The key now holds a different version than the one notified (412 on If-Match)."""
 
 
+class MediaError(MediasiftError):
+    """The object's bytes cannot be decoded (corrupt, truncated, mislabelled)."""
+
+
 class LockHeld(MediasiftError):
     pass

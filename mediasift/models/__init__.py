@@ -1,0 +1,81 @@
+"""Model loading: each model is loaded at most once per process, on first use, and reused.
+
+`Models` is what layers receive. `load_counts` exists so tests and benchmarks can prove that no model is
+loaded per object.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import Counter
+from functools import cached_property
+
+from mediasift.config import Settings
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+log = logging.getLogger(__name__)
+load_counts: Counter[str] = Counter()
+_lock = threading.Lock()
+_shared: dict[tuple, Models] = {}
+
+
+class Models:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    @cached_property
+    def whisper(self):
+        from mediasift.models.whisper import load_whisper
+
+        return _counted("whisper", lambda: load_whisper(self.settings.whisper_model, self.settings.device))
+
+    @cached_property
+    def text(self):
+        from mediasift.models.text import TextEncoder
+
+        return _counted("text", TextEncoder)
+
+    @cached_property
+    def ner(self):
+        from mediasift.models.ner import load_ner
+
+        return _counted("ner", load_ner)
+
+    @cached_property
+    def ocr(self):
+        from mediasift.models.ocr import Ocr
+
+        return _counted("ocr", Ocr)
+
+    @cached_property
+    def faces(self):
+        from mediasift.models.faces import FaceDetector
+
+        return _counted("faces", FaceDetector)
+
+    @cached_property
+    def clip(self):
+        from mediasift.models.clip import load_clip
+
+        s = self.settings
+        return _counted("clip", lambda: load_clip(s.clip_model, s.clip_pretrained, s.clip_checkpoint, s.device))
+
+
+def _counted(name: str, load):
+    with _lock:
+        load_counts[name] += 1
+    log.info("model_load name=%s", name)
+    return load()
+
+
+def models_for(settings: Settings) -> Models:
+    """The process-wide Models for these model settings (so every run in a worker shares them)."""
+    key = (settings.whisper_model, settings.clip_model, settings.clip_pretrained, settings.clip_checkpoint,
+           settings.device)
+    with _lock:
+        if key not in _shared:
+            _shared[key] = Models(settings)
+        return _shared[key]
