@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from assets.layers import object_layers
 from assets.source import source_object
 from dagster_project.jobs import ingest_job
 from dagster_project.reconcile import reconcile_job
@@ -13,7 +14,7 @@ from resources import build_resources
 settings = Settings.load()
 
 defs = dg.Definitions(
-    assets=[source_object],
+    assets=[source_object, object_layers],
     jobs=[ingest_job, reconcile_job],
     sensors=[build_inbox_sensor(settings.sensor_interval_s)],
     schedules=[build_reconcile_schedule(settings.reconcile_cron)],

@@ -21,9 +21,15 @@ from mediasift.errors import LockHeld, MediasiftError
 from mediasift.identity import parse_s3_uri
 from mediasift.inbox import Inbox, State
 from mediasift.ingest import Upload, plan_uploads, wait_settled
+from mediasift.layers.rows import LAYERS
+from mediasift.lineage import layer_counts, version_json
+from mediasift.models import models_for
 from mediasift.reconcile import sweep
+from mediasift.samples import write_samples
+from mediasift.search import TEXT_LAYERS, Filters, Hit, Searcher
 from mediasift.stack import DagsterMode, Stack
 from mediasift.storage import Storage
+from mediasift.store.lance import LanceIndex
 
 app = typer.Typer(help="mediasift: bucket notifications in, queryable multimodal layers out.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -160,7 +166,7 @@ def status(as_json: JsonOption = False) -> None:
 
 @objects_app.command("show")
 def objects_show(uri: Annotated[str, typer.Argument(help="s3://BUCKET/KEY")], as_json: JsonOption = False) -> None:
-    """Every known version of one object with its state, ETag and lineage."""
+    """Every known version of one object: state, ETag, lineage, and its rows in each layer."""
     try:
         bucket, key = parse_s3_uri(uri)
     except ValueError as error:
@@ -169,26 +175,69 @@ def objects_show(uri: Annotated[str, typer.Argument(help="s3://BUCKET/KEY")], as
     versions = Inbox(settings.inbox_url).versions_of(bucket, key)
     if not versions:
         _fail(f"no version of {uri} is known to the inbox")
+    index = LanceIndex(settings.lance_location)
+    described = [{**version_json(v), "layers": layer_counts(index, v.version_hash)} for v in versions]
     if as_json:
-        console.print_json(json.dumps([_version_json(v) for v in versions]))
+        console.print_json(json.dumps(described))
         return
-    for v in versions:
-        facts = _version_json(v)
-        facts["state"] = v.state.value + (" (in DLQ)" if v.in_dlq else "")
-        table = Table(show_header=False, title=f"{uri}  version {v.version_hash}", title_justify="left")
+    for facts in described:
+        table = Table(show_header=False, title=f"{uri}  version {facts['partition_key']}", title_justify="left")
         for name in ("bucket", "key", "etag", "version_id", "object_id", "partition_key", "state", "attempts",
                      "size", "content_type", "sha256", "last_error"):
-            table.add_row(name, "-" if facts[name] is None else str(facts[name]))
+            value = facts[name]
+            if name == "state" and facts["in_dlq"]:
+                value = f"{value} (in DLQ)"
+            table.add_row(name, "-" if value is None else str(value))
+        table.add_row("layers", ", ".join(f"{layer} {n}" for layer, n in facts["layers"].items()))
         console.print(table)
 
 
-def _version_json(v) -> dict:
-    return {
-        "bucket": v.bucket, "key": v.key, "etag": v.etag, "version_id": v.version_id, "object_id": v.object_id,
-        "partition_key": v.version_hash, "state": v.state.value, "attempts": v.attempts, "in_dlq": v.in_dlq,
-        "last_error": v.last_error, "size": v.size, "content_type": v.content_type, "sha256": v.sha256,
-        "first_seq": v.first_seq, "created_at": v.created_at, "updated_at": v.updated_at, "layers": {},
-    }
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for, in words.")],
+    layer: Annotated[list[str] | None, typer.Option("--layer", "-l", help=f"Only these layers ({', '.join(LAYERS)}); "
+                                                    "visual is searched only when named.")] = None,
+    modality: Annotated[str | None, typer.Option(help="video, audio, image or pdf.")] = None,
+    prefix: Annotated[str | None, typer.Option(help="Only keys starting with this.")] = None,
+    k: Annotated[int, typer.Option("-k", help="Number of hits.")] = 10,
+    group: Annotated[bool, typer.Option("--group", help="Group hits by object.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Hybrid search (vector + full text) over every layer; each hit is a timestamp or a page."""
+    settings = _settings()
+    searcher = Searcher(LanceIndex(settings.lance_location), models_for(settings))
+    try:
+        filters = Filters(tuple(layer) if layer else TEXT_LAYERS, modality, prefix)
+        hits = searcher.search(query, k, filters)
+    except ValueError as error:
+        _fail(str(error))
+    if as_json:
+        payload = [h.to_json() for h in hits]
+        if group:
+            payload = [{**g.__dict__, "hits": [h.to_json() for h in g.hits]}
+                       for g in searcher.search_grouped(query, k, filters)]
+        console.print_json(json.dumps(payload))
+        return
+    print_hits(query, hits)
+
+
+def print_hits(query: str, hits: list[Hit]) -> None:
+    table = Table("score", "object", "where", "layer", "text", title=f"search: {query}", title_justify="left")
+    for hit in hits:
+        table.add_row(f"{hit.score:.4f}", f"s3://{hit.bucket}/{hit.key}", _where(hit),
+                      hit.layer + (" (untrained)" if hit.untrained else ""), hit.text[:90].replace("\n", " "))
+    console.print(table if hits else f"no hits for {query!r}")
+    if any(h.untrained for h in hits):
+        console.print("[yellow]visual hits come from an UNTRAINED CLIP model (no weights configured): their "
+                      "ranking carries no meaning[/yellow]")
+
+
+def _where(hit: Hit) -> str:
+    if hit.page is not None:
+        return f"page {hit.page}"
+    if hit.t_start is not None:
+        return f"{hit.t_start:.1f}-{hit.t_end:.1f} s"
+    return "-"
 
 
 @app.command()
@@ -219,30 +268,42 @@ def receiver(host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0
 
 
 @app.command()
-def demo(timeout: Annotated[float, typer.Option(help="Seconds to wait for processing.")] = 300) -> None:
-    """Start the stack with the Dagster daemon, ingest a few generated files, show their status, stop."""
+def demo(timeout: Annotated[float, typer.Option(help="Seconds to wait for indexing.")] = 900) -> None:
+    """Start the stack, upload the sample media (video, speech, PDFs, images), wait until every object is
+    indexed, run sample searches, print the hits, stop. Exits 1 if a search misses its known answer."""
     settings = _settings()
     with Stack(settings, DagsterMode.DAEMON) as stack, tempfile.TemporaryDirectory() as tmp:
-        files = _demo_files(Path(tmp))
         console.print(f"stack up: S3 {stack.settings.s3_endpoint_url}, receiver {stack.receiver.url}")
-        storage = Storage.from_settings(stack.settings)
-        uploaded = _upload(storage, plan_uploads([files], "demo/"), stack.settings.bucket)
+        folder = Path(tmp) / "samples"
+        write_samples(folder)
+        uploaded = _upload(Storage.from_settings(stack.settings), plan_uploads([folder], "demo/"),
+                           stack.settings.bucket)
         states = _wait(Inbox(stack.settings.inbox_url), stack.settings.bucket, uploaded, timeout)
         table = Table("key", "etag", "state", title="demo objects")
         for key, etag in uploaded.items():
             table.add_row(key, etag, str(states[key]))
         console.print(table)
-    if any(s is not State.DONE for s in states.values()):
-        _fail("not every demo object reached `done`; see .mediasift/dagster/dagster.log")
+        if any(s is not State.DONE for s in states.values()):
+            _fail(f"not every demo object was indexed; see {stack.dagster_home / 'dagster.log'}")
+        searcher = Searcher(LanceIndex(stack.settings.lance_location), models_for(stack.settings))
+        missed = 0
+        for query, expected_key, check in DEMO_QUERIES:
+            hits = searcher.search(query, 3)
+            print_hits(query, hits)
+            found = bool(hits) and hits[0].key == f"demo/{expected_key}" and check(hits[0])
+            missed += not found
+            console.print(f"{'[green]✓' if found else '[red]✗'} expected s3://{stack.settings.bucket}/demo/"
+                          f"{expected_key} first[/]\n")
+    if missed:
+        _fail(f"{missed} demo search(es) missed their known answer")
 
 
-def _demo_files(root: Path) -> Path:
-    folder = root / "samples"
-    (folder / "notes").mkdir(parents=True)
-    (folder / "notes" / "meeting notes.txt").write_text("Quarterly review: revenue grew in Lisbon and Osaka.\n")
-    (folder / "readme.json").write_text(json.dumps({"what": "mediasift demo", "layers": ["source"]}))
-    (folder / "ünïcode + spaces.bin").write_bytes(bytes(range(256)) * 64)
-    return folder
+DEMO_QUERIES = [
+    ("when did the harbour in Lisbon reopen", "speech.ogg", lambda h: abs(h.t_start - 4.5) <= 1.0),
+    ("pelican", "harbour_report.mp4", lambda h: h.layer == "scenes" and h.t_start >= 9.5),
+    ("invoice for turbine maintenance", "scanned_invoice.pdf", lambda h: h.page == 2),
+    ("board meeting in Osaka", "board_minutes.pdf", lambda h: h.page == 2),
+]
 
 
 def run() -> None:

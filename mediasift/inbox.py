@@ -181,6 +181,7 @@ class Inbox:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._insert = sqlite.insert if self.is_sqlite else postgresql.insert
         self._write_lock = threading.Lock() if self.is_sqlite else None
+        self._greatest = func.max if self.is_sqlite else func.greatest
         self._insert_event = (
             self._insert(events_table).on_conflict_do_nothing(index_elements=["dedup_key"])
             .returning(events_table.c.seq)
@@ -328,10 +329,16 @@ class Inbox:
             .values(lease_owner=None, lease_until=None, updated_at=time.time(), **values)
         )
 
-    def mark_done(self, version_hash_: str, *, content_type: str, sha256: str, size: int) -> State:
-        """Record a successful read. The newest done version of a key (by event order) is current: older
-        done versions become superseded, and a read that finishes after a newer version's is itself
-        superseded. Returns the state this version ends in."""
+    def record_content(self, version_hash_: str, *, content_type: str, sha256: str, size: int) -> None:
+        """What reading the bytes established; the version stays running until its layers are indexed."""
+        with self._write() as conn:
+            conn.execute(update(versions_table).where(versions_table.c.version_hash == version_hash_)
+                         .values(content_type=content_type, sha256=sha256, size=size, updated_at=time.time()))
+
+    def mark_done(self, version_hash_: str) -> tuple[State, list[str]]:
+        """Record a fully indexed version. The newest done version of a key (by event order) is current:
+        older done versions become superseded, and a version that finishes after a newer one's is itself
+        superseded. Returns this version's final state and the versions it superseded."""
         record = self.version(version_hash_)
         if record is None:
             raise KeyError(version_hash_)
@@ -343,15 +350,15 @@ class Inbox:
                 select(func.count()).where(same_key_done).where(v.first_seq > record.first_seq)
             ).scalar_one()
             state = State.SUPERSEDED if newer else State.DONE
-            self._finish(conn, version_hash_, state=state.value, content_type=content_type, sha256=sha256,
-                         size=size, last_error="a newer version finished first" if newer else None, in_dlq=False)
-            conn.execute(
-                update(versions_table)
-                .where(same_key_done)
-                .where(v.first_seq < record.first_seq)
-                .values(state=State.SUPERSEDED.value, updated_at=time.time())
-            )
-        return state
+            self._finish(conn, version_hash_, state=state.value, in_dlq=False,
+                         last_error="a newer version finished first" if newer else None)
+            older = conn.execute(
+                select(v.version_hash).where(same_key_done).where(v.first_seq < record.first_seq)
+            ).scalars().all()
+            if older:
+                conn.execute(update(versions_table).where(v.version_hash.in_(older))
+                             .values(state=State.SUPERSEDED.value, updated_at=time.time()))
+        return state, list(older)
 
     def mark_superseded(self, version_hash_: str, reason: str) -> None:
         with self._write() as conn:
@@ -361,10 +368,11 @@ class Inbox:
         with self._write() as conn:
             self._finish(conn, version_hash_, state=State.DELETED.value)
 
-    def mark_failed(self, version_hash_: str, error: str, *, dead_letter: bool) -> None:
+    def mark_failed(self, version_hash_: str, error: str, *, dead_letter: bool, attempt: int = 0) -> None:
+        """`attempt`: the attempt that failed, so `attempts` shows it even when a later step failed."""
         with self._write() as conn:
             self._finish(conn, version_hash_, state=State.FAILED.value, last_error=error[:4000],
-                         in_dlq=dead_letter)
+                         in_dlq=dead_letter, attempts=self._greatest(versions_table.c.attempts, attempt))
 
     def counts(self) -> dict[str, int]:
         """Versions per state, plus `dlq` (failed versions that used all their attempts)."""

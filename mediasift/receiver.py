@@ -24,6 +24,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.concurrency import run_in_threadpool
 
+from mediasift.api import query_router
 from mediasift.config import Settings, secret
 from mediasift.errors import InboxUnavailable, PayloadError
 from mediasift.events import Parsed, Source, parse_notification
@@ -115,9 +116,10 @@ def create_app(settings: Settings, inbox: Inbox | None = None) -> FastAPI:
     writer = GroupCommitter(inbox)
     metrics = Metrics(inbox)
     app = FastAPI(title="mediasift receiver", version="0.1.0",
-                  description="Bucket notifications in; durable inbox events out.")
+                  description="Bucket notifications in; durable inbox events out; search over every layer.")
     app.state.inbox = inbox
     app.router.on_shutdown.append(writer.close)
+    app.include_router(query_router(settings, inbox))
 
     def reject(source: Source, reason: str, status: int, detail: str, headers: dict | None = None):
         metrics.rejected.labels(source.value, reason).inc()

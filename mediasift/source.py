@@ -1,5 +1,6 @@
 """The first step of every object version's run: confirm the notified version still exists, read
-exactly that version, and record what it really is (sha256, sniffed content type, size).
+exactly that version (spooling it to local disk for the layer step), and record what it really is
+(sha256, sniffed content type, size). The version stays `running` until its layers are indexed.
 
 A version that was overwritten since its event is superseded, not extracted; a version that is gone is
 deleted. Failures count attempts; the last allowed attempt puts the version in the dead-letter queue.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from mediasift.errors import LockHeld, MediasiftError, VersionChanged
 from mediasift.events.models import EventKind
@@ -28,7 +30,8 @@ class Outcome:
 
     def metadata(self) -> dict[str, object]:
         """Lineage and content facts, as shown on the materialization."""
-        facts: dict[str, object] = {**self.version.lineage(), "state": self.state.value}
+        state = "read" if self.state is State.RUNNING else self.state.value
+        facts: dict[str, object] = {**self.version.lineage(), "state": state}
         if self.fetched is not None:
             facts.update(size=self.fetched.size, content_type=self.fetched.content_type,
                          sha256=self.fetched.sha256)
@@ -43,7 +46,7 @@ def object_version(record: VersionRecord) -> ObjectVersion:
 
 
 def process_version(inbox: Inbox, storage: Storage, version_hash: str, kind: EventKind, *, run_id: str,
-                    attempt: int, max_attempts: int, lease_seconds: float) -> Outcome:
+                    attempt: int, max_attempts: int, lease_seconds: float, spool: Path | None = None) -> Outcome:
     record = inbox.version(version_hash)
     if record is None:
         raise MediasiftError(f"version {version_hash} is not in the inbox")
@@ -55,18 +58,17 @@ def process_version(inbox: Inbox, storage: Storage, version_hash: str, kind: Eve
     if not inbox.claim(version_hash, run_id, lease_seconds):
         raise LockHeld(f"{version.uri} (etag {version.etag}) is being processed by another run")
     try:
-        outcome = _read_current(storage, version)
+        outcome = _read_current(storage, version, spool)
     except Exception as error:
         dead_letter = attempt >= max_attempts
         inbox.mark_failed(version_hash, f"{type(error).__name__}: {error}", dead_letter=dead_letter)
         log.warning("object_failed uri=%s etag=%s attempt=%d dlq=%s error=%s", version.uri, version.etag,
                     attempt, dead_letter, error)
         raise
-    if outcome.state is State.DONE:
+    if outcome.state is State.RUNNING:
         fetched = outcome.fetched
-        final = inbox.mark_done(version_hash, content_type=fetched.content_type, sha256=fetched.sha256,
-                                size=fetched.size)
-        outcome = Outcome(final, version, fetched)
+        inbox.record_content(version_hash, content_type=fetched.content_type, sha256=fetched.sha256,
+                             size=fetched.size)
     elif outcome.state is State.SUPERSEDED:
         inbox.mark_superseded(version_hash, outcome.reason or "superseded")
     else:
@@ -75,13 +77,13 @@ def process_version(inbox: Inbox, storage: Storage, version_hash: str, kind: Eve
     return outcome
 
 
-def _read_current(storage: Storage, version: ObjectVersion) -> Outcome:
+def _read_current(storage: Storage, version: ObjectVersion, spool: Path | None) -> Outcome:
     head = storage.head(version.bucket, version.key)
     if head is None:
         return Outcome(State.DELETED, version, reason="object no longer exists")
     if not version.version_id and head.etag != version.etag:
         return Outcome(State.SUPERSEDED, version, reason=f"current etag is {head.etag}")
     try:
-        return Outcome(State.DONE, version, storage.read(version))
+        return Outcome(State.RUNNING, version, storage.read(version, spool))
     except VersionChanged as changed:
         return Outcome(State.SUPERSEDED, version, reason=str(changed))

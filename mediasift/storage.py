@@ -83,9 +83,10 @@ class Storage:
         return Head(normalize_etag(response["ETag"]), response["ContentLength"], response.get("VersionId"),
                     response.get("ContentType"))
 
-    def read(self, version: ObjectVersion) -> Fetched:
+    def read(self, version: ObjectVersion, spool: Path | None = None) -> Fetched:
         """Stream the exact notified version (If-Match on the ETag, or its VersionId), hashing as it
-        goes so memory stays bounded whatever the object's size."""
+        goes so memory stays bounded whatever the object's size; with `spool`, also write the bytes there
+        (renamed into place only when complete)."""
         pin = {"VersionId": version.version_id} if version.version_id else {"IfMatch": f'"{version.etag}"'}
         try:
             body = self.client.get_object(Bucket=version.bucket, Key=version.key, **pin)["Body"]
@@ -95,7 +96,14 @@ class Storage:
             raise ObjectReadError(
                 f"cannot read {version.uri} (etag {version.etag}): {_code(error)} {_status(error)}"
             ) from error
-        return _digest_stream(body)
+        if spool is None:
+            return _digest_stream(body, None)
+        spool.parent.mkdir(parents=True, exist_ok=True)
+        partial = spool.with_suffix(".partial")
+        with open(partial, "wb") as sink:
+            fetched = _digest_stream(body, sink)
+        partial.replace(spool)
+        return fetched
 
     def list_objects(self, bucket: str, prefix: str = "") -> Iterator[tuple[str, Head]]:
         paginator = self.client.get_paginator("list_objects_v2")
@@ -112,7 +120,7 @@ class Storage:
         return head.etag
 
 
-def _digest_stream(stream: BinaryIO) -> Fetched:
+def _digest_stream(stream: BinaryIO, sink: BinaryIO | None) -> Fetched:
     sha = hashlib.sha256()
     size = 0
     start = b""
@@ -121,6 +129,8 @@ def _digest_stream(stream: BinaryIO) -> Fetched:
             start += chunk[: SNIFF_BYTES - len(start)]
         sha.update(chunk)
         size += len(chunk)
+        if sink is not None:
+            sink.write(chunk)
     return Fetched(size, sha.hexdigest(), sniff_content_type(start))
 
 

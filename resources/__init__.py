@@ -5,9 +5,11 @@ import dagster as dg
 
 from mediasift.config import Settings
 from resources.inbox import InboxResource
+from resources.index import IndexResource
+from resources.models import ModelsResource
 from resources.storage import S3StorageResource
 
-__all__ = ["InboxResource", "S3StorageResource", "build_resources"]
+__all__ = ["InboxResource", "IndexResource", "ModelsResource", "S3StorageResource", "build_resources"]
 
 
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
@@ -24,4 +26,9 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             access_key_id=dg.EnvVar("MEDIASIFT_S3_ACCESS_KEY"),
             secret_access_key=dg.EnvVar("MEDIASIFT_S3_SECRET_KEY"),
         ),
+        "index": IndexResource(derived_dir=str(settings.derived_path.resolve()), lance_uri=settings.lance_location,
+                               spool_dir=str((settings.home / "spool").resolve())),
+        "models": ModelsResource(device=settings.device, whisper_model=settings.whisper_model,
+                                 clip_model=settings.clip_model, clip_pretrained=settings.clip_pretrained,
+                                 clip_checkpoint=settings.clip_checkpoint),
     }

@@ -96,17 +96,27 @@ def test_expired_lease_can_be_taken_over(inbox):
 def test_newer_done_version_supersedes_the_older(inbox):
     inbox.append([created("a", "v1"), created("a", "v2")])
     old, new = created("a", "v1").version_hash, created("a", "v2").version_hash
-    inbox.mark_done(old, content_type="text/plain", sha256="1" * 64, size=1)
-    inbox.mark_done(new, content_type="text/plain", sha256="2" * 64, size=1)
+    assert inbox.mark_done(old) == (State.DONE, [])
+    assert inbox.mark_done(new) == (State.DONE, [old])
     assert [v.state for v in inbox.versions_of("media", "a")] == [State.SUPERSEDED, State.DONE]
 
 
 def test_older_version_finishing_last_does_not_become_current(inbox):
     inbox.append([created("a", "v1"), created("a", "v2")])
     old, new = created("a", "v1").version_hash, created("a", "v2").version_hash
-    assert inbox.mark_done(new, content_type="text/plain", sha256="2" * 64, size=1) is State.DONE
-    assert inbox.mark_done(old, content_type="text/plain", sha256="1" * 64, size=1) is State.SUPERSEDED
+    assert inbox.mark_done(new) == (State.DONE, [])
+    assert inbox.mark_done(old) == (State.SUPERSEDED, [])
     assert [v.state for v in inbox.versions_of("media", "a")] == [State.SUPERSEDED, State.DONE]
+
+
+def test_content_facts_are_recorded_while_the_version_keeps_running(inbox):
+    inbox.append([created("a")])
+    h = created("a").version_hash
+    inbox.claim(h, "run-1", 60)
+    inbox.record_content(h, content_type="application/pdf", sha256="f" * 64, size=99)
+    record = inbox.version(h)
+    assert (record.state, record.content_type, record.sha256, record.size) == (
+        State.RUNNING, "application/pdf", "f" * 64, 99)
 
 
 def test_final_failure_goes_to_the_dead_letter_queue(inbox):

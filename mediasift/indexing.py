@@ -1,0 +1,117 @@
+"""The second step of every object version's run: extract its layers and put the rows where search
+finds them, or take them out again when the version was deleted or superseded.
+
+A version becomes `done` only here, after its rows are in the feature tables and the index; if that
+newer version supersedes older ones, their rows leave the index in the same step.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mediasift.errors import MediasiftError
+from mediasift.extract import Extraction, extract
+from mediasift.identity import ObjectVersion
+from mediasift.inbox import Inbox, State
+from mediasift.layers.rows import LAYERS
+from mediasift.models import Models
+from mediasift.source import object_version
+from mediasift.storage import Storage
+from mediasift.store.lance import TEXT_DIM, LanceIndex
+from mediasift.store.parquet import FeatureTables
+from mediasift.store.records import to_arrow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LayerOutcome:
+    state: State
+    version: ObjectVersion
+    rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LAYERS, 0))
+    indexed_rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LAYERS, 0))
+    extractors: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    visual_untrained: bool = False
+    modality: str | None = None
+    removed_rows: int = 0
+
+
+@dataclass
+class Stores:
+    tables: FeatureTables
+    index: LanceIndex
+    spool: Path
+
+    def spool_path(self, version_hash: str) -> Path:
+        return self.spool / f"{version_hash}.bin"
+
+
+def index_version(inbox: Inbox, storage: Storage, stores: Stores, models: Models, version_hash: str, *,
+                  attempt: int, max_attempts: int) -> LayerOutcome:
+    record = inbox.version(version_hash)
+    if record is None:
+        raise MediasiftError(f"version {version_hash} is not in the inbox")
+    version = object_version(record)
+    if record.state is State.DELETED:
+        return _remove(stores, version, State.DELETED, parquet=True)
+    if record.state is State.SUPERSEDED:
+        return _remove(stores, version, State.SUPERSEDED, parquet=False)
+    if record.content_type is None:
+        raise MediasiftError(f"{version.uri} (etag {version.etag}) has not been read by source_object yet")
+    spool = stores.spool_path(version_hash)
+    try:
+        if not spool.exists():
+            storage.read(version, spool)
+        extraction = extract(spool, version, record.content_type, models)
+        outcome = _write(stores, version, extraction)
+    except Exception as error:
+        _remove(stores, version, State.FAILED, parquet=True)
+        dead_letter = attempt >= max_attempts
+        inbox.mark_failed(version_hash, f"{type(error).__name__}: {error}", dead_letter=dead_letter, attempt=attempt)
+        if dead_letter:
+            spool.unlink(missing_ok=True)
+        log.warning("layers_failed uri=%s etag=%s attempt=%d dlq=%s error=%s", version.uri, version.etag, attempt,
+                    dead_letter, error)
+        raise
+    spool.unlink(missing_ok=True)
+    final, superseded = inbox.mark_done(version_hash)
+    outcome.state = final
+    stale = superseded + ([] if final is State.DONE else [version_hash])
+    outcome.removed_rows = stores.index.remove_versions(stale)
+    log.info("layers_indexed uri=%s etag=%s state=%s rows=%s", version.uri, version.etag, final.value, outcome.rows)
+    return outcome
+
+
+def _write(stores: Stores, version: ObjectVersion, extraction: Extraction) -> LayerOutcome:
+    outcome = LayerOutcome(State.RUNNING, version, extractors=extraction.extractors, seconds=extraction.seconds,
+                           visual_untrained=extraction.visual_untrained, modality=extraction.modality.value)
+    for layer in LAYERS:
+        rows = extraction.rows[layer]
+        dim = rows[0].vector.shape[0] if rows and rows[0].vector is not None else TEXT_DIM
+        extractor = extraction.extractors.get(layer, "none")
+        table = to_arrow(rows, version, extractor, dim)
+        stores.tables.write(layer, version.object_id, version.version_hash, table)
+        indexed = to_arrow([r for r in rows if r.indexed], version, extractor, dim)
+        stores.index.replace_version(layer, version.version_hash, indexed)
+        outcome.rows[layer], outcome.indexed_rows[layer] = len(rows), indexed.num_rows
+    return outcome
+
+
+def _remove(stores: Stores, version: ObjectVersion, state: State, *, parquet: bool) -> LayerOutcome:
+    """Deleted (and failed) versions leave every layer; superseded ones leave the index (their feature
+    tables stay as history)."""
+    removed = stores.index.remove_versions([version.version_hash])
+    if parquet:
+        for layer in LAYERS:
+            stores.tables.remove(layer, version.object_id, version.version_hash)
+    stores.spool_path(version.version_hash).unlink(missing_ok=True)
+    log.info("layers_removed uri=%s etag=%s state=%s rows=%d", version.uri, version.etag, state.value, removed)
+    return LayerOutcome(state, version, removed_rows=removed)
+
+
+def stores_from(derived: Path, lance_uri: str, spool: Path) -> Stores:
+    spool.mkdir(parents=True, exist_ok=True)
+    return Stores(FeatureTables(derived), LanceIndex(lance_uri), spool)

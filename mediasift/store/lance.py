@@ -1,0 +1,115 @@
+"""The search index: one LanceDB table per layer, rows keyed by (version hash, row number).
+
+Re-running a version deletes its rows and adds the new ones, so it replaces and never duplicates; a
+deleted or superseded version's rows are deleted the same way. Text tables carry a full-text index;
+every table gets an ANN vector index once it is big enough for one to pay off. LanceDB's default
+IVF-PQ search settings give poor recall, so queries set `nprobes` and `refine_factor` (see
+`VectorTuning`, checked against a flat scan in the tests and in bench/search.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+import lancedb
+import pyarrow as pa
+from lancedb.index import FTS, IvfPq
+
+from mediasift.store.records import schema
+
+log = logging.getLogger(__name__)
+TEXT_DIM = 384
+
+
+@dataclass(frozen=True)
+class VectorTuning:
+    """ANN index and query settings. IVF-PQ with exact re-ranking of `refine_factor × k` candidates."""
+
+    min_rows_for_index: int = 20_000
+    rows_per_partition: int = 4_096
+    sub_vector_dims: int = 8
+    nprobes: int = 48
+    refine_factor: int = 20
+
+    def partitions(self, rows: int) -> int:
+        return max(16, min(4096, rows // self.rows_per_partition))
+
+
+class LanceIndex:
+    def __init__(self, uri: str, tuning: VectorTuning | None = None):
+        self.uri = uri
+        self.db = lancedb.connect(uri)
+        self.tuning = tuning or VectorTuning()
+        self._lock = threading.Lock()
+
+    def table(self, layer: str):
+        try:
+            return self.db.open_table(layer)
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def _table_for(self, layer: str, dim: int):
+        table = self.table(layer)
+        if table is None:
+            table = self.db.create_table(layer, schema=schema(dim), exist_ok=True)
+            if layer != "visual":
+                table.create_index("text", config=FTS(with_position=False), replace=True)
+        existing = table.schema.field("vector").type.list_size
+        if existing != dim:
+            raise ValueError(f"LanceDB table {layer!r} holds {existing}-d vectors, these rows are {dim}-d: "
+                             f"a different model was configured; index into a fresh MEDIASIFT_LANCE_URI")
+        return table
+
+    def replace_version(self, layer: str, version_hash: str, rows: pa.Table) -> None:
+        """This version's rows in `layer` become exactly `rows` (none: the layer holds nothing of it)."""
+        predicate = f"version_hash = '{_quote(version_hash)}'"
+        with self._lock:
+            if not rows.num_rows:
+                table = self.table(layer)
+                if table is not None:
+                    table.delete(predicate)
+                return
+            table = self._table_for(layer, rows.schema.field("vector").type.list_size)
+            table.delete(predicate)
+            table.add(rows)
+
+    def remove_versions(self, version_hashes: list[str]) -> int:
+        """Delete these versions' rows from every layer; returns how many rows were removed."""
+        if not version_hashes:
+            return 0
+        predicate = "version_hash IN (" + ", ".join(f"'{_quote(h)}'" for h in version_hashes) + ")"
+        removed = 0
+        with self._lock:
+            for name in self.db.list_tables().tables:
+                table = self.db.open_table(name)
+                removed += table.count_rows(predicate)
+                table.delete(predicate)
+        return removed
+
+    def count(self, layer: str, where: str | None = None) -> int:
+        table = self.table(layer)
+        return 0 if table is None else table.count_rows(where)
+
+    def ensure_vector_index(self, layer: str, force: bool = False) -> bool:
+        """Build the tuned ANN index once a table is big enough (or when forced); merge new rows into the
+        full-text index. Returns whether a vector index was (re)built."""
+        table = self.table(layer)
+        if table is None:
+            return False
+        rows = table.count_rows()
+        has_vector_index = any(ix.columns == ["vector"] for ix in table.list_indices())
+        built = False
+        if force or (not has_vector_index and rows >= self.tuning.min_rows_for_index):
+            dim = table.schema.field("vector").type.list_size
+            table.create_index("vector", config=IvfPq(
+                distance_type="cosine", num_partitions=self.tuning.partitions(rows),
+                num_sub_vectors=max(1, dim // self.tuning.sub_vector_dims)), replace=True)
+            built = True
+        table.optimize()
+        return built
+
+
+def _quote(value: str) -> str:
+    return value.replace("'", "''")
