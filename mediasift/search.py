@@ -89,13 +89,13 @@ class Searcher:
             vector = self.models.text.embed([query])[0]
             for layer in text_layers:
                 table = self.index.table(layer)
-                ranked.append(_vector_search(table, vector, where, depth, self.index.tuning))
+                ranked.append(vector_search(table, vector, where, depth, self.index.tuning))
                 ranked.append(_fts_search(table, query, where, depth))
         untrained = False
         if "visual" in filters.layers and self.index.table("visual"):
             clip = self.models.clip
             untrained = clip.untrained
-            ranked.append(_vector_search(self.index.table("visual"), clip.embed_texts([query])[0], where, depth,
+            ranked.append(vector_search(self.index.table("visual"), clip.embed_texts([query])[0], where, depth,
                                          self.index.tuning))
         return [_hit(row, score, untrained) for row, score in fuse(ranked)[:k]]
 
@@ -121,7 +121,7 @@ def fuse(rankings: list[list[dict]]) -> list[tuple[dict, float]]:
     return [(rows[i], scores[i]) for i in order]
 
 
-def _vector_search(table, vector, where: str | None, limit: int, tuning) -> list[dict]:
+def vector_search(table, vector, where: str | None, limit: int, tuning) -> list[dict]:
     query = table.search(vector).distance_type("cosine").limit(limit).nprobes(tuning.nprobes)
     query = query.refine_factor(tuning.refine_factor)
     if where:

@@ -141,6 +141,8 @@ def sniff_content_type(start: bytes) -> str:
         return kind.mime
     if not start:
         return "application/x-empty"
+    if b"\x00" in start:
+        return "application/octet-stream"
     try:
         start.decode("utf-8")
     except UnicodeDecodeError as error:

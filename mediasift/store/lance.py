@@ -30,7 +30,7 @@ class VectorTuning:
     min_rows_for_index: int = 20_000
     rows_per_partition: int = 4_096
     sub_vector_dims: int = 8
-    nprobes: int = 48
+    nprobes: int = 20
     refine_factor: int = 20
 
     def partitions(self, rows: int) -> int:

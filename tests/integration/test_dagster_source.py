@@ -9,15 +9,12 @@ import json
 import dagster as dg
 import pytest
 
-from assets.layers import object_layers
-from assets.source import source_object
 from dagster_project.partitions import KIND_TAG
-from dagster_project.sensors import build_inbox_sensor
 from mediasift.inbox import State
 from mediasift.storage import Storage
-from resources import InboxResource, IndexResource, ModelsResource, S3StorageResource
+from resources import S3StorageResource
 from tests.conftest import payload
-from tests.integration.test_event_path import wait_for_events
+from tests.helpers import pipeline_resources, run, tick, wait_for_events
 
 
 @pytest.fixture
@@ -28,30 +25,7 @@ def instance():
 
 @pytest.fixture
 def resources(stack, bucket, tmp_path):
-    s = stack.settings
-    return {
-        "index": IndexResource(derived_dir=str(tmp_path / "derived"), lance_uri=str(tmp_path / "lance"),
-                               spool_dir=str(tmp_path / "spool")),
-        "models": ModelsResource(),
-        "inbox": InboxResource(database_url=s.inbox_url, batch_size=50),
-        "s3": S3StorageResource(endpoint_url=s.s3_endpoint_url, bucket=bucket,
-                                access_key_id=s.s3_access_key.get_secret_value(),
-                                secret_access_key=s.s3_secret_key.get_secret_value()),
-    }
-
-
-def tick(instance, resources, cursor: str | None) -> dg.SensorResult:
-    sensor = build_inbox_sensor(5)
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
-    result = sensor(context)
-    for request in result.dynamic_partitions_requests or []:
-        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
-    return result
-
-
-def run(instance, resources, request: dg.RunRequest, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
-    return dg.materialize([source_object, object_layers], partition_key=request.partition_key, tags=request.tags,
-                          resources=resources, instance=instance, raise_on_error=raise_on_error)
+    return pipeline_resources(stack.settings, bucket, tmp_path)
 
 
 def test_sensor_turns_new_events_into_partitions_and_one_run_each(stack, bucket, stack_inbox, webhook, instance,

@@ -8,24 +8,12 @@ from botocore.exceptions import ClientError
 
 from mediasift.config import Settings
 from mediasift.events import EventKind
-from mediasift.inbox import Inbox, InboxEvent
+from mediasift.inbox import Inbox
 from mediasift.reconcile import sweep
 from mediasift.stack import DagsterMode, Stack
 from mediasift.storage import Storage
 from tests.conftest import payload
-
-
-def events_for(inbox: Inbox, bucket: str) -> list[InboxEvent]:
-    return [e for e in inbox.events_after(0, 100_000) if e.bucket == bucket]
-
-
-def wait_for_events(inbox: Inbox, bucket: str, count: int, timeout: float = 15) -> list[InboxEvent]:
-    deadline = time.monotonic() + timeout
-    while (found := events_for(inbox, bucket)) and len(found) < count or not found:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"expected {count} events for {bucket}, got {len(found)}: {found}")
-        time.sleep(0.05)
-    return found
+from tests.helpers import events_for, wait_for_events
 
 
 def test_upload_reaches_the_inbox_through_the_real_webhook(stack, bucket, stack_inbox):
