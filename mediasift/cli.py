@@ -144,6 +144,11 @@ def status(as_json: JsonOption = False) -> None:
         **inbox.counts(),
         "inbox_depth": inbox.depth(),
         "last_event_seq": inbox.last_seq(),
+        "visual": {
+            "model": settings.clip_model,
+            "weights": settings.clip_checkpoint or settings.clip_pretrained,
+            "untrained": not (settings.clip_checkpoint or settings.clip_pretrained),
+        },
         "endpoints": {
             "s3": settings.s3_endpoint_url,
             "bucket": settings.bucket,
@@ -160,6 +165,10 @@ def status(as_json: JsonOption = False) -> None:
         table.add_row(state, str(report[state]))
     console.print(table)
     console.print(f"inbox depth {report['inbox_depth']}, last event seq {report['last_event_seq']}")
+    if report["visual"]["untrained"]:
+        console.print(f"[yellow]visual layer: {settings.clip_model} is UNTRAINED (no CLIP weights configured: set "
+                      "MEDIASIFT_CLIP_PRETRAINED or MEDIASIFT_CLIP_CHECKPOINT); its vectors find duplicates, "
+                      "not meaning[/yellow]")
     for name, value in report["endpoints"].items():
         console.print(f"{name:>9}: {value or '-'}")
 
