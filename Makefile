@@ -27,6 +27,8 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python bench/receiver.py
+	$(BIN)/python bench/search.py
+	$(BIN)/python bench/extract.py
 
 clean:
 	rm -rf $(VENV) .mediasift .pytest_cache .ruff_cache
