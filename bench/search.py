@@ -17,6 +17,7 @@ import tempfile
 import time
 
 import numpy as np
+from lancedb.index import FTS
 from rich.console import Console
 from rich.table import Table
 
@@ -47,7 +48,7 @@ def measure(size: int, n_queries: int) -> dict:
         vectors = embedding_like_vectors(size, DIM, seed=0)
         queries = embedding_like_vectors(n_queries, DIM, seed=99)
         started = time.perf_counter()
-        index.db.create_table("pages", synthetic_rows(vectors))
+        index.db.create_table("pages", synthetic_rows(vectors)).create_index("text", config=FTS(with_position=False))
         del vectors
         load_s = time.perf_counter() - started
         started = time.perf_counter()
