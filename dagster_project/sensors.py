@@ -1,35 +1,70 @@
+import time
+
 import dagster as dg
 
 from dagster_project.jobs import ingest_job
 from dagster_project.partitions import KIND_TAG, SEQ_TAG, object_versions
+from mediasift.inbox import InboxEvent
 from resources import InboxResource
 
 
-def build_inbox_sensor(interval_seconds: int) -> dg.SensorDefinition:
+def build_inbox_sensor(interval_seconds: int, run_batch_size: int = 1, max_wait_seconds: float = 10.0
+                       ) -> dg.SensorDefinition:
+    """`run_batch_size` 1: a run per event. More: new object versions are grouped into ranged runs of up
+    to that many partitions (each still materialized on its own), waiting at most `max_wait_seconds` for
+    a batch to fill; events about versions already known (deletes) still get a run each."""
+
     @dg.sensor(
         name="inbox_sensor",
         job=ingest_job,
         minimum_interval_seconds=interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Turns new inbox events into object-version partitions and one run per event.",
+        description="Turns new inbox events into object-version partitions and runs.",
     )
     def inbox_sensor(context: dg.SensorEvaluationContext, inbox: InboxResource) -> dg.SensorResult:
         cursor = int(context.cursor or 0)
         events = inbox.get().events_after(cursor, inbox.batch_size)
         if not events:
             return dg.SensorResult(skip_reason=f"no inbox events after seq {cursor}")
-        new_keys = list(dict.fromkeys(e.version_hash for e in events))
-        return dg.SensorResult(
-            dynamic_partitions_requests=[object_versions.build_add_request(new_keys)],
-            run_requests=[
-                dg.RunRequest(
-                    partition_key=e.version_hash,
-                    run_key=f"{e.kind.value}:{e.version_hash}:{e.seq}",
-                    tags={KIND_TAG: e.kind.value, SEQ_TAG: str(e.seq)},
-                )
-                for e in events
-            ],
-            cursor=str(events[-1].seq),
-        )
+        if run_batch_size <= 1:
+            return _per_event(events)
+        return _batched(context, events, run_batch_size, max_wait_seconds)
 
     return inbox_sensor
+
+
+def _per_event(events: list[InboxEvent]) -> dg.SensorResult:
+    return dg.SensorResult(
+        dynamic_partitions_requests=[object_versions.build_add_request(list(dict.fromkeys(e.version_hash
+                                                                                           for e in events)))],
+        run_requests=[_single(e) for e in events],
+        cursor=str(events[-1].seq),
+    )
+
+
+def _single(event: InboxEvent) -> dg.RunRequest:
+    return dg.RunRequest(partition_key=event.version_hash, run_key=f"{event.kind.value}:{event.version_hash}:"
+                         f"{event.seq}", tags={KIND_TAG: event.kind.value, SEQ_TAG: str(event.seq)})
+
+
+def _batched(context: dg.SensorEvaluationContext, events: list[InboxEvent], size: int,
+             max_wait: float) -> dg.SensorResult:
+    """New partitions are appended in order, so each chunk of them is a contiguous partition range."""
+    known = {e.version_hash for e in events
+             if context.instance.has_dynamic_partition(object_versions.name, e.version_hash)}
+    new = list(dict.fromkeys(e.version_hash for e in events if e.version_hash not in known))
+    oldest = min(e.received_at for e in events)
+    if 0 < len(new) < size and time.time() - oldest < max_wait and not known:
+        return dg.SensorResult(skip_reason=f"waiting for a batch: {len(new)} of {size} new versions")
+    chunks = [new[i:i + size] for i in range(0, len(new), size)]
+    last = events[-1].seq
+    ranged = [
+        dg.RunRequest(partition_key_range=dg.PartitionKeyRange(chunk[0], chunk[-1]),
+                      run_key=f"batch:{chunk[0]}:{chunk[-1]}:{last}", tags={SEQ_TAG: str(last)})
+        for chunk in chunks
+    ]
+    return dg.SensorResult(
+        dynamic_partitions_requests=[object_versions.build_add_request(new)] if new else [],
+        run_requests=ranged + [_single(e) for e in events if e.version_hash in known],
+        cursor=str(last),
+    )

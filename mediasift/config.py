@@ -47,8 +47,15 @@ class Settings(BaseSettings):
     clip_pretrained: str | None = None
     clip_checkpoint: str | None = None
 
+    ray: str = Field(default="off", description="off (inline), local (private local Ray) or a cluster address")
+    ray_actors: int = 2
+    ray_batch_size: int = 4
+
     sensor_interval_s: int = 5
     sensor_batch_size: int = 200
+    run_batch_size: int = 1
+    """Object versions per run: 1 is a run per event; more groups new versions into ranged runs."""
+    run_batch_max_wait_s: float = 10.0
     max_attempts: int = 3
     lease_seconds: int = 900
     reconcile_cron: str = "*/10 * * * *"

@@ -126,6 +126,7 @@ class InboxEvent:
     version_id: str | None
     version_hash: str
     size: int | None
+    received_at: float
 
 
 @dataclass(frozen=True)
@@ -274,9 +275,18 @@ class Inbox:
             ).all()
         return [
             InboxEvent(r.seq, r.source, EventKind(r.kind), r.bucket, r.key, r.etag, r.version_id,
-                       r.version_hash, r.size)
+                       r.version_hash, r.size, r.received_at)
             for r in rows
         ]
+
+    def latest_kind(self, version_hash_: str) -> EventKind:
+        """What the newest event about this version says happened to it (created unless deleted)."""
+        with self._read() as conn:
+            kind = conn.execute(
+                select(events_table.c.kind).where(events_table.c.version_hash == version_hash_)
+                .order_by(events_table.c.seq.desc()).limit(1)
+            ).scalar_one_or_none()
+        return EventKind(kind) if kind else EventKind.CREATED
 
     def last_seq(self) -> int:
         with self._read() as conn:

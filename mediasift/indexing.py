@@ -11,14 +11,13 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mediasift.compute import ExtractJob
 from mediasift.errors import MediasiftError
-from mediasift.extract import Extraction, extract
+from mediasift.extract import Extraction
 from mediasift.identity import ObjectVersion
 from mediasift.inbox import Inbox, State
 from mediasift.layers.rows import LAYERS
-from mediasift.models import Models
 from mediasift.source import object_version
-from mediasift.storage import Storage
 from mediasift.store.lance import TEXT_DIM, LanceIndex
 from mediasift.store.parquet import FeatureTables
 from mediasift.store.records import to_arrow
@@ -37,6 +36,7 @@ class LayerOutcome:
     visual_untrained: bool = False
     modality: str | None = None
     removed_rows: int = 0
+    error: str | None = None
 
 
 @dataclass
@@ -49,39 +49,59 @@ class Stores:
         return self.spool / f"{version_hash}.bin"
 
 
-def index_version(inbox: Inbox, storage: Storage, stores: Stores, models: Models, version_hash: str, *,
-                  attempt: int, max_attempts: int) -> LayerOutcome:
-    record = inbox.version(version_hash)
-    if record is None:
-        raise MediasiftError(f"version {version_hash} is not in the inbox")
-    version = object_version(record)
-    if record.state is State.DELETED:
-        return _remove(stores, version, State.DELETED, parquet=True)
-    if record.state is State.SUPERSEDED:
-        return _remove(stores, version, State.SUPERSEDED, parquet=False)
-    if record.content_type is None:
-        raise MediasiftError(f"{version.uri} (etag {version.etag}) has not been read by source_object yet")
-    spool = stores.spool_path(version_hash)
-    try:
-        if not spool.exists():
-            storage.read(version, spool)
-        extraction = extract(spool, version, record.content_type, models)
-        outcome = _write(stores, version, extraction)
-    except Exception as error:
-        _remove(stores, version, State.FAILED, parquet=True)
-        dead_letter = attempt >= max_attempts
-        inbox.mark_failed(version_hash, f"{type(error).__name__}: {error}", dead_letter=dead_letter, attempt=attempt)
-        if dead_letter:
-            spool.unlink(missing_ok=True)
-        log.warning("layers_failed uri=%s etag=%s attempt=%d dlq=%s error=%s", version.uri, version.etag, attempt,
-                    dead_letter, error)
-        raise
-    spool.unlink(missing_ok=True)
-    final, superseded = inbox.mark_done(version_hash)
+def index_versions(inbox: Inbox, stores: Stores, compute, version_hashes: list[str], *, attempt: int,
+                   max_attempts: int) -> list[LayerOutcome]:
+    """Index a batch of versions: removals are done here, extractions go to `compute` in one call (so a Ray
+    pool works on them in parallel), and each result is written or recorded as a failure on its own."""
+    outcomes: dict[str, LayerOutcome] = {}
+    jobs: list[ExtractJob] = []
+    for version_hash in version_hashes:
+        record = inbox.version(version_hash)
+        if record is None:
+            raise MediasiftError(f"version {version_hash} is not in the inbox")
+        version = object_version(record)
+        if record.state is State.DELETED:
+            outcomes[version_hash] = _remove(stores, version, State.DELETED, parquet=True)
+        elif record.state is State.SUPERSEDED:
+            outcomes[version_hash] = _remove(stores, version, State.SUPERSEDED, parquet=False)
+        elif record.state is State.DONE and attempt > 1:
+            outcomes[version_hash] = LayerOutcome(State.DONE, version)
+        elif record.content_type is None:
+            outcomes[version_hash] = _failed(inbox, stores, version, "MediasiftError: not read by source_object",
+                                             attempt, max_attempts)
+        else:
+            spool = stores.spool_path(version_hash)
+            jobs.append(ExtractJob(version, record.content_type, str(spool) if spool.exists() else None))
+    for job, result in zip(jobs, compute.extract(jobs), strict=True):
+        h = job.version.version_hash
+        if result.extraction is None:
+            outcomes[h] = _failed(inbox, stores, job.version, result.error or "unknown error", attempt, max_attempts)
+        else:
+            outcomes[h] = _finish(inbox, stores, job.version, result.extraction)
+    return [outcomes[h] for h in version_hashes]
+
+
+def _finish(inbox: Inbox, stores: Stores, version: ObjectVersion, extraction: Extraction) -> LayerOutcome:
+    outcome = _write(stores, version, extraction)
+    stores.spool_path(version.version_hash).unlink(missing_ok=True)
+    final, superseded = inbox.mark_done(version.version_hash)
     outcome.state = final
-    stale = superseded + ([] if final is State.DONE else [version_hash])
+    stale = superseded + ([] if final is State.DONE else [version.version_hash])
     outcome.removed_rows = stores.index.remove_versions(stale)
     log.info("layers_indexed uri=%s etag=%s state=%s rows=%s", version.uri, version.etag, final.value, outcome.rows)
+    return outcome
+
+
+def _failed(inbox: Inbox, stores: Stores, version: ObjectVersion, error: str, attempt: int,
+            max_attempts: int) -> LayerOutcome:
+    """No partial rows stay behind; the last allowed attempt puts the version in the dead-letter queue."""
+    _remove(stores, version, State.FAILED, parquet=True)
+    dead_letter = attempt >= max_attempts
+    inbox.mark_failed(version.version_hash, error, dead_letter=dead_letter, attempt=attempt)
+    log.warning("layers_failed uri=%s etag=%s attempt=%d dlq=%s error=%s", version.uri, version.etag, attempt,
+                dead_letter, error)
+    outcome = LayerOutcome(State.FAILED, version)
+    outcome.error = error
     return outcome
 
 

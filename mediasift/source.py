@@ -51,6 +51,8 @@ def process_version(inbox: Inbox, storage: Storage, version_hash: str, kind: Eve
     if record is None:
         raise MediasiftError(f"version {version_hash} is not in the inbox")
     version = object_version(record)
+    if attempt > 1 and record.state is State.DONE:
+        return Outcome(State.DONE, version, reason="already indexed by an earlier attempt")
     if kind is EventKind.DELETED:
         inbox.mark_deleted(version_hash)
         log.info("object_deleted uri=%s etag=%s", version.uri, version.etag)

@@ -4,11 +4,10 @@ import time
 
 import dagster as dg
 
-from assets.layers import object_layers
-from assets.source import source_object
+from assets.object_version import object_version
 from dagster_project.sensors import build_inbox_sensor
 from mediasift.inbox import Inbox, InboxEvent
-from resources import InboxResource, IndexResource, ModelsResource, S3StorageResource
+from resources import ComputeResource, InboxResource, IndexResource, ModelsResource, S3StorageResource
 
 
 def events_for(inbox: Inbox, bucket: str) -> list[InboxEvent]:
@@ -24,34 +23,42 @@ def wait_for_events(inbox: Inbox, bucket: str, count: int, timeout: float = 15) 
     return found
 
 
-def pipeline_resources(settings, bucket: str, work_dir) -> dict:
+def pipeline_resources(settings, bucket: str, work_dir, ray: str = "off") -> dict:
+    s3 = S3StorageResource(endpoint_url=settings.s3_endpoint_url, bucket=bucket,
+                           access_key_id=settings.s3_access_key.get_secret_value(),
+                           secret_access_key=settings.s3_secret_key.get_secret_value())
     return {
         "inbox": InboxResource(database_url=settings.inbox_url, batch_size=500),
-        "s3": S3StorageResource(endpoint_url=settings.s3_endpoint_url, bucket=bucket,
-                                access_key_id=settings.s3_access_key.get_secret_value(),
-                                secret_access_key=settings.s3_secret_key.get_secret_value()),
+        "s3": s3,
         "index": IndexResource(derived_dir=str(work_dir / "derived"), lance_uri=str(work_dir / "lance"),
                                spool_dir=str(work_dir / "spool")),
-        "models": ModelsResource(),
+        "compute": ComputeResource(ray=ray, s3=s3, models=ModelsResource()),
     }
 
 
-def tick(instance, resources, cursor: str | None) -> dg.SensorResult:
+def tick(instance, resources, cursor: str | None, batch: int = 1) -> dg.SensorResult:
     """One sensor evaluation, its partitions added to the instance (what the daemon would do)."""
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
-    result = build_inbox_sensor(5)(context)
+    with dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources) as context:
+        result = build_inbox_sensor(5, batch, max_wait_seconds=0)(context)
     for request in result.dynamic_partitions_requests or []:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
     return result
 
 
 def run(instance, resources, request: dg.RunRequest, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
-    return dg.materialize([source_object, object_layers], partition_key=request.partition_key, tags=request.tags,
-                          resources=resources, instance=instance, raise_on_error=raise_on_error)
+    """Execute a run request in-process: one partition, or a partition range (a batch run)."""
+    tags = dict(request.tags)
+    key = request.partition_key
+    if request.partition_key_range is not None:
+        tags.update({"dagster/asset_partition_range_start": request.partition_key_range.start,
+                     "dagster/asset_partition_range_end": request.partition_key_range.end})
+    return dg.materialize([object_version], partition_key=key, tags=tags, resources=resources, instance=instance,
+                          raise_on_error=raise_on_error)
 
 
-def run_new_events(instance, resources, inbox: Inbox, cursor: str, raise_on_error: bool = True) -> tuple[str, list]:
+def run_new_events(instance, resources, inbox: Inbox, cursor: str, raise_on_error: bool = True,
+                   batch: int = 1) -> tuple[str, list]:
     """Tick once and run every requested partition; returns the new cursor and the results."""
-    result = tick(instance, resources, cursor)
+    result = tick(instance, resources, cursor, batch)
     outcomes = [run(instance, resources, request, raise_on_error) for request in result.run_requests]
     return result.cursor or cursor, outcomes

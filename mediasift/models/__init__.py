@@ -25,43 +25,48 @@ _shared: dict[tuple, Models] = {}
 class Models:
     def __init__(self, settings: Settings):
         self.settings = settings
+        self.load_counts: Counter[str] = Counter()
+
+    def _load(self, name: str, load):
+        self.load_counts[name] += 1
+        return _counted(name, load)
 
     @cached_property
     def whisper(self):
         from mediasift.models.whisper import load_whisper
 
-        return _counted("whisper", lambda: load_whisper(self.settings.whisper_model, self.settings.device))
+        return self._load("whisper", lambda: load_whisper(self.settings.whisper_model, self.settings.device))
 
     @cached_property
     def text(self):
         from mediasift.models.text import TextEncoder
 
-        return _counted("text", TextEncoder)
+        return self._load("text", TextEncoder)
 
     @cached_property
     def ner(self):
         from mediasift.models.ner import load_ner
 
-        return _counted("ner", load_ner)
+        return self._load("ner", load_ner)
 
     @cached_property
     def ocr(self):
         from mediasift.models.ocr import Ocr
 
-        return _counted("ocr", Ocr)
+        return self._load("ocr", Ocr)
 
     @cached_property
     def faces(self):
         from mediasift.models.faces import FaceDetector
 
-        return _counted("faces", FaceDetector)
+        return self._load("faces", FaceDetector)
 
     @cached_property
     def clip(self):
         from mediasift.models.clip import load_clip
 
         s = self.settings
-        return _counted("clip", lambda: load_clip(s.clip_model, s.clip_pretrained, s.clip_checkpoint, s.device))
+        return self._load("clip", lambda: load_clip(s.clip_model, s.clip_pretrained, s.clip_checkpoint, s.device))
 
 
 def _counted(name: str, load):

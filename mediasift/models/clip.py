@@ -76,3 +76,10 @@ def load_clip(model_name: str, pretrained: str | None, checkpoint: str | None, d
     model.eval()
     name = f"{model_name}/{pretrained or checkpoint or 'random'}"
     return Clip(model, preprocess, open_clip.get_tokenizer(model_name), name, untrained, device)
+
+
+def embed_dim(model_name: str) -> int:
+    """The embedding size of an open_clip architecture, without building the model."""
+    import open_clip
+
+    return int(open_clip.get_model_config(model_name)["embed_dim"])

@@ -9,6 +9,7 @@ import json
 import dagster as dg
 import pytest
 
+from assets.object_version import SOURCE
 from dagster_project.partitions import KIND_TAG
 from mediasift.inbox import State
 from mediasift.storage import Storage
@@ -56,8 +57,8 @@ def test_runs_materialize_lineage_supersede_overwrites_and_mark_deletions(stack,
     assert len(result.run_requests) == 4
     outcomes = {}
     for request in result.run_requests:
-        materialization = run(instance, resources, request).asset_materializations_for_node("mediasift__source_object")
-        meta = materialization[0].metadata
+        materializations = run(instance, resources, request).asset_materializations_for_node("object_version")
+        meta = next(m for m in materializations if m.asset_key == SOURCE).metadata
         outcomes[(meta["key"].value, request.tags[KIND_TAG])] = meta
 
     versions = stack_inbox.versions_of(bucket, "a.txt")

@@ -11,7 +11,7 @@ import pytest
 from mediasift.config import Settings
 from mediasift.inbox import Inbox, State
 from mediasift.layers.rows import LAYERS
-from mediasift.models import load_counts, models_for
+from mediasift.models import models_for
 from mediasift.samples import TRUTH, write_samples
 from mediasift.search import Filters, Searcher
 from mediasift.storage import Storage
@@ -125,9 +125,10 @@ def test_visual_layer_is_marked_untrained_everywhere(pipeline):
     assert materialization.asset_materialization.metadata["untrained"].value is True
 
 
-def test_models_are_loaded_once_per_process_not_per_object(pipeline):
-    assert all(count == 1 for count in load_counts.values()), load_counts
-    assert {"whisper", "text", "ocr", "clip", "ner"} <= set(load_counts)
+def test_models_are_loaded_once_per_worker_not_per_object(pipeline):
+    (counts,) = pipeline.resources["compute"].get().load_counts()
+    assert {"whisper", "text", "ocr", "clip", "ner", "faces"} == set(counts)
+    assert all(count == 1 for count in counts.values()), counts
 
 
 def test_search_over_http_returns_hits_with_lineage_and_place(pipeline, stack, monkeypatch):

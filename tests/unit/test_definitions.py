@@ -18,7 +18,7 @@ def test_source_object_is_partitioned_by_object_version():
     assert isinstance(source.partitions_def, dg.DynamicPartitionsDefinition)
     assert source.partitions_def.name == "object_versions"
     assert source.group_names_by_key[dg.AssetKey(["mediasift", "source_object"])] == "source"
-    assert "lineage" in source.descriptions_by_key[dg.AssetKey(["mediasift", "source_object"])]
+    assert "If-Match" in source.descriptions_by_key[dg.AssetKey(["mediasift", "source_object"])]
 
 
 def test_sensor_and_reconcile_schedule_run_by_default():

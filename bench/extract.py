@@ -1,0 +1,421 @@
+"""Extraction throughput per layer on this machine's CPU, and peak memory of a full `extract()` on a long video.
+
+    python bench/extract.py [--video-minutes 10] [--json]
+
+Why: indexing cost is dominated by the models, so this says how much media one worker gets through per
+second, layer by layer, and whether memory stays bounded as media gets longer (the decoders stream, so
+it should: a 10-minute video should peak about where a 20-second one does).
+
+1. transcript: faster-whisper (tiny.en by default) real-time factor on ~2 minutes of speech (the shipped
+   13 s clip looped, written as Ogg/Opus), via `transcript.transcribe`. Target: >= 10x real time on 2 cores.
+2. pages: scanned-PDF pages per second, page render + OCR, via `iter_pages` + `pages.page_row`.
+3. visual: open_clip images per second (640x427, batch 32), via `Clip.embed_images` (untrained weights
+   run at the same speed as trained ones).
+4. text: MiniLM sentences per second, via `TextEncoder.embed`.
+5. memory: peak RSS of a child process that loads every model and runs the full `extract()` on a
+   generated 640x360 video (title cards changing every 30 s, a moving bar, the speech clip looped as
+   the soundtrack) of 20 s and of N minutes. The videos are encoded at a low frame rate (5 fps) so
+   generating them stays quick; extraction samples frames at 4 fps, so it decodes nearly every frame.
+
+Each throughput is measured after a warm-up call, so model loading (reported in its own table) and
+first-call costs are excluded. Tables go to stdout, or to stderr with --json (stdout is then the JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import multiprocessing
+import resource
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import closing
+from fractions import Fraction
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+from PIL import Image, ImageDraw
+from rich.console import Console
+from rich.table import Table
+
+from mediasift.config import Settings
+from mediasift.extract import extract
+from mediasift.identity import ObjectVersion
+from mediasift.layers import pages, transcript
+from mediasift.layers.rows import LAYERS
+from mediasift.media.audio import SAMPLE_RATE, iter_audio_chunks
+from mediasift.media.pdf import iter_pages
+from mediasift.media.video import duration_seconds
+from mediasift.models import Models, models_for
+from mediasift.samples import SPEECH, TRUTH, scene_image, title_card, write_scanned_pdf
+from mediasift.storage import sniff_content_type
+
+MODEL_NAMES = ("whisper", "text", "clip", "ocr", "faces", "ner")
+AUDIO_SECONDS = 120
+RTF_TARGET = 10.0
+OCR_PAGES = 10
+CLIP_IMAGES, CLIP_BATCH = 128, 32
+SENTENCES = 2_000
+VIDEO_FPS = 5
+VIDEO_SIZE = (640, 360)
+SHOT_SECONDS = 30
+SHORT_VIDEO_SECONDS = 20
+AUDIO_RATE = 48_000
+FRAME_SIZES = {"aac": 1024, "libopus": 960}
+CARDS = (("HARBOUR REPORT", (20, 50, 120)), ("PELICAN BAY", (150, 80, 20)), ("WIND FARM", (30, 110, 60)),
+         ("CITY COUNCIL", (90, 30, 90)))
+
+
+# --- media generation ---------------------------------------------------------------------------------
+
+def speech_samples(rate: int = AUDIO_RATE) -> np.ndarray:
+    """The shipped speech clip as mono int16 samples at `rate`."""
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
+    chunks = []
+    with SPEECH.open("rb") as handle, av.open(handle) as container:
+        for frame in container.decode(audio=0):
+            chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(frame))
+    chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(None))
+    return np.concatenate(chunks)
+
+
+def looped(samples: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Samples [start, stop) of `samples` repeated end to end."""
+    return samples[np.arange(start, stop) % samples.size]
+
+
+class AudioSink:
+    """Encodes mono int16 chunks of any length into one audio stream, with continuous timestamps."""
+
+    def __init__(self, container: av.container.OutputContainer, codec: str):
+        self.container = container
+        self.stream = container.add_stream(codec, rate=AUDIO_RATE, layout="mono")
+        self.resampler = av.AudioResampler(format=self.stream.codec_context.format.name, layout="mono",
+                                           rate=AUDIO_RATE, frame_size=FRAME_SIZES[codec])
+        self.pts = 0
+
+    def write(self, samples: np.ndarray) -> None:
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1).astype(np.int16), format="s16", layout="mono")
+        frame.sample_rate = AUDIO_RATE
+        self._encode(self.resampler.resample(frame))
+
+    def close(self) -> None:
+        self._encode(self.resampler.resample(None))
+        self.container.mux(self.stream.encode(None))
+
+    def _encode(self, frames: list[av.AudioFrame]) -> None:
+        for frame in frames:
+            frame.pts, frame.time_base = self.pts, Fraction(1, AUDIO_RATE)
+            self.pts += frame.samples
+            self.container.mux(self.stream.encode(frame))
+
+
+def write_speech_audio(path: Path, seconds: int) -> None:
+    """`seconds` of the speech clip looped, as Ogg/Opus."""
+    speech = speech_samples()
+    with av.open(str(path), "w") as container:
+        sink = AudioSink(container, "libopus")
+        sink.write(looped(speech, 0, seconds * AUDIO_RATE))
+        sink.close()
+
+
+def _video_frame(card: Image.Image, i: int) -> av.VideoFrame:
+    """The title card with a slowly moving bar, so frames within a shot differ a little."""
+    image = card.copy()
+    x = (i * 7) % (VIDEO_SIZE[0] - 40)
+    ImageDraw.Draw(image).rectangle((x, VIDEO_SIZE[1] - 30, x + 40, VIDEO_SIZE[1] - 20), fill=(200, 200, 200))
+    frame = av.VideoFrame.from_image(image)
+    frame.pts, frame.time_base = i, Fraction(1, VIDEO_FPS)
+    return frame
+
+
+def write_long_video(path: Path, seconds: int) -> None:
+    """H.264 + AAC mp4: a new title card every SHOT_SECONDS, speech looped, audio and video interleaved."""
+    cards = [title_card(text, colour, VIDEO_SIZE) for text, colour in CARDS]
+    speech = speech_samples()
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=VIDEO_FPS)
+        video.width, video.height, video.pix_fmt = *VIDEO_SIZE, "yuv420p"
+        sound = AudioSink(container, "aac")
+        for second in range(seconds):
+            card = cards[(second // SHOT_SECONDS) % len(cards)]
+            for i in range(second * VIDEO_FPS, (second + 1) * VIDEO_FPS):
+                container.mux(video.encode(_video_frame(card, i)))
+            sound.write(looped(speech, second * AUDIO_RATE, (second + 1) * AUDIO_RATE))
+        container.mux(video.encode(None))
+        sound.close()
+
+
+def clip_images(n: int) -> list[Image.Image]:
+    """`n` different 640x427 landscape images."""
+    rng = np.random.default_rng(0)
+    return [scene_image(tuple(rng.integers(0, 256, 3)), tuple(rng.integers(0, 256, 3)), sun=bool(i % 2))
+            for i in range(n)]
+
+
+def sentences(n: int) -> list[str]:
+    """`n` short, distinct sentences."""
+    subjects = ("The harbour", "Maria Santos", "The board", "A new turbine", "The council", "Our team", "The ferry")
+    verbs = ("reopened", "approved the budget", "met in Lisbon", "was delayed", "reported growth", "moved north")
+    times = ("on Tuesday", "last week", "this quarter", "in the morning", "after the storm")
+    return [f"{subjects[i % 7]} {verbs[(i // 7) % 6]} {times[(i // 42) % 5]} (item {i})." for i in range(n)]
+
+
+# --- measurements ---------------------------------------------------------------------------------------
+
+def timed(call: Callable[[], Any]) -> tuple[Any, float]:
+    started = time.perf_counter()
+    result = call()
+    return result, time.perf_counter() - started
+
+
+def quiet_model_logs() -> None:
+    """RapidOCR sets its logger to INFO on import and logs every model file it opens; keep the tables readable."""
+    import rapidocr  # noqa: F401
+
+    logging.getLogger("RapidOCR").setLevel(logging.WARNING)
+
+
+def load_models(models: Models) -> dict[str, float]:
+    """Seconds to load each model on first use (the first to need torch also pays for importing it)."""
+    return {name: timed(lambda name=name: getattr(models, name))[1] for name in MODEL_NAMES}
+
+
+def times_spoken(entity: str, audio_s: float) -> int:
+    """How often `entity` is fully spoken in `audio_s` seconds of the looped speech clip."""
+    clip_s = speech_samples().size / AUDIO_RATE
+    t = next(e["t_start"] for e in TRUTH["speech.ogg"]["entities"] if e["text"] == entity) + 1.0
+    return sum(1 for k in range(int(audio_s // clip_s) + 1) if k * clip_s + t <= audio_s)
+
+
+def bench_transcript(models: Models, folder: Path) -> dict:
+    path = folder / "speech_2min.ogg"
+    write_speech_audio(path, AUDIO_SECONDS)
+    audio_s = sum(samples.size for _, samples in iter_audio_chunks(path)) / SAMPLE_RATE
+    warm_up = folder / "speech.ogg"
+    with SPEECH.open("rb") as source, open(warm_up, "wb") as target:
+        shutil.copyfileobj(source, target)
+    transcript.transcribe(warm_up, models.whisper, "audio")
+    rows, wall = timed(lambda: transcript.transcribe(path, models.whisper, "audio"))
+    segments = [r for r in rows if r.kind == "segment"]
+    rtf = audio_s / wall
+    return {"model": Settings().whisper_model or "tiny.en", "audio_s": round(audio_s, 1), "wall_s": round(wall, 2),
+            "real_time_factor": round(rtf, 1), "segments": len(segments),
+            "words": sum(r.kind == "word" for r in rows),
+            "lisbon_heard": sum("lisbon" in r.text.lower() for r in segments),
+            "lisbon_spoken": times_spoken("Lisbon", audio_s),
+            "target_rtf": RTF_TARGET, "target_met": rtf >= RTF_TARGET}
+
+
+def bench_ocr(models: Models, folder: Path) -> dict:
+    path = folder / "scanned.pdf"
+    expected = {n: f"INVOICE {4400 + n} TURBINE MAINTENANCE" for n in range(1, OCR_PAGES + 1)}
+    write_scanned_pdf(path, expected)
+    with closing(iter_pages(path)) as stream:
+        pages.page_row(next(stream), models.ocr)
+    _, render_s = timed(lambda: [page.number for page in iter_pages(path)])
+    rows, wall = timed(lambda: [pages.page_row(page, models.ocr) for page in iter_pages(path)])
+    return {"pages": len(rows), "wall_s": round(wall, 2), "pages_per_s": round(len(rows) / wall, 2),
+            "render_only_s": round(render_s, 2), "ocr_s_per_page": round((wall - render_s) / len(rows), 2),
+            "pages_read_correctly": sum(str(4400 + row.page) in row.text for row in rows)}
+
+
+def bench_clip(models: Models) -> dict:
+    clip = models.clip
+    images = clip_images(CLIP_IMAGES)
+    clip.embed_images(images[:CLIP_BATCH], batch_size=CLIP_BATCH)
+    vectors, wall = timed(lambda: clip.embed_images(images, batch_size=CLIP_BATCH))
+    return {"model": clip.name, "untrained": clip.untrained, "images": len(vectors), "batch": CLIP_BATCH,
+            "size": "640x427", "wall_s": round(wall, 2), "images_per_s": round(len(vectors) / wall, 1)}
+
+
+def bench_text(models: Models) -> dict:
+    texts = sentences(SENTENCES)
+    models.text.embed(texts[:64])
+    vectors, wall = timed(lambda: models.text.embed(texts))
+    return {"model": models.text.name, "sentences": len(vectors), "wall_s": round(wall, 2),
+            "sentences_per_s": round(len(vectors) / wall, 1)}
+
+
+def rss_mb(field: str = "VmRSS") -> int | None:
+    """This process's current (VmRSS) or peak (VmHWM) resident memory, from /proc."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) // 1024
+    return None
+
+
+def reset_peak_rss() -> bool:
+    """Reset VmHWM to the current RSS (Linux >= 4.0), so the next peak is extraction's alone."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def _extract_in_child(path: str, sender: Connection) -> None:
+    """Child process: load every model, then the full extract(); sends back times, rows and RSS."""
+    quiet_model_logs()
+    models = Models(Settings())
+    load_s = sum(load_models(models).values())
+    loaded = {"rss_after_load_mb": rss_mb(), "peak_during_load_mb": rss_mb("VmHWM")}
+    reset = reset_peak_rss()
+    with open(path, "rb") as handle:
+        content_type = sniff_content_type(handle.read(8192))
+    version = ObjectVersion("bench", Path(path).name, etag="bench")
+    extraction, wall = timed(lambda: extract(Path(path), version, content_type, models))
+    sender.send({"content_type": content_type, "load_s": round(load_s, 1), "extract_s": round(wall, 1),
+                 "layer_s": {k: round(v, 1) for k, v in extraction.seconds.items()},
+                 "rows": {layer: len(extraction.rows[layer]) for layer in LAYERS}, **loaded,
+                 "peak_during_extract_mb": rss_mb("VmHWM") if reset else None,
+                 "peak_self_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)})
+    sender.close()
+
+
+def run_child(path: Path) -> dict:
+    """extract() on `path` in a fresh spawned process; its peak RSS as the parent sees it (RUSAGE_CHILDREN).
+
+    Linux carries the parent's peak RSS into a fork+exec'd child's ru_maxrss, so this runs while the
+    parent is still small (before it loads any model); `parent_peak_mb` says how small.
+    """
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_extract_in_child, args=(str(path), sender))
+    parent_peak_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    child.start()
+    sender.close()
+    try:
+        result = receiver.recv()
+    except EOFError as error:
+        raise RuntimeError(f"extract child died on {path.name} (exit code {child.exitcode})") from error
+    finally:
+        child.join()
+    # RUSAGE_CHILDREN is the largest peak of all children waited for so far, so children run shortest first.
+    result["peak_rusage_children_mb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+    result["parent_peak_mb"] = parent_peak_mb
+    return result
+
+
+def bench_memory(folder: Path, minutes: float, console: Console) -> dict:
+    runs = {}
+    for label, seconds in (("short", SHORT_VIDEO_SECONDS), ("long", round(minutes * 60))):
+        path = folder / f"video_{seconds}s.mp4"
+        _, generate_s = timed(lambda path=path, seconds=seconds: write_long_video(path, seconds))
+        console.log(f"wrote {path.name} in {generate_s:.0f} s; extracting in a child process")
+        runs[label] = {"duration_s": round(duration_seconds(path) or 0.0, 1), "fps": VIDEO_FPS,
+                       "size": f"{VIDEO_SIZE[0]}x{VIDEO_SIZE[1]}", "file_mb": round(path.stat().st_size / 2**20, 2),
+                       "generate_s": round(generate_s, 1), **run_child(path)}
+        path.unlink()
+    short, long = runs["short"], runs["long"]
+    runs["peak_ratio_long_over_short"] = round(long["peak_rusage_children_mb"] / short["peak_rusage_children_mb"], 2)
+    if short["peak_during_extract_mb"] and long["peak_during_extract_mb"]:
+        growth = [run["peak_during_extract_mb"] - run["rss_after_load_mb"] for run in (short, long)]
+        runs["extract_growth_mb"] = {"short": growth[0], "long": growth[1]}
+    return runs
+
+
+def measure(minutes: float, console: Console) -> dict:
+    """Memory first, while this process is small (see run_child); then models load here for throughput."""
+    quiet_model_logs()
+    with tempfile.TemporaryDirectory(prefix="mediasift-bench-") as name:
+        folder = Path(name)
+        results: dict[str, Any] = {"memory": bench_memory(folder, minutes, console)}
+        console.log("loading models")
+        models = models_for(Settings())
+        results["model_load_s"] = {k: round(v, 2) for k, v in load_models(models).items()}
+        import torch
+
+        results["threads"] = {"torch": torch.get_num_threads(), "cpus": multiprocessing.cpu_count()}
+        for key, run in (("transcript", lambda: bench_transcript(models, folder)),
+                         ("pages", lambda: bench_ocr(models, folder)),
+                         ("visual", lambda: bench_clip(models)),
+                         ("text", lambda: bench_text(models))):
+            console.log(f"measuring {key}")
+            results[key] = run()
+    return results
+
+
+# --- report -----------------------------------------------------------------------------------------------
+
+def throughput_table(results: dict) -> Table:
+    cpus = results["threads"]["cpus"]
+    table = Table("layer", "what", "work", "wall s", "throughput", "notes",
+                  title=f"extraction throughput, {cpus} CPU cores, after warm-up (model loading excluded)")
+    t, p, v, s = results["transcript"], results["pages"], results["visual"], results["text"]
+    met = "MET" if t["target_met"] else "NOT MET"
+    table.add_row("transcript", f"faster-whisper {t['model']}", f"{t['audio_s']:.0f} s of speech", f"{t['wall_s']}",
+                  f"{t['real_time_factor']}x real time",
+                  f"target: >= {t['target_rtf']:.0f}x real time for tiny.en on 2 cores: {met}; "
+                  f"{t['segments']} segments, {t['words']} words, 'Lisbon' in {t['lisbon_heard']}/{t['lisbon_spoken']}")
+    table.add_row("pages", "render + RapidOCR", f"{p['pages']} scanned pages", f"{p['wall_s']}",
+                  f"{p['pages_per_s']} pages/s",
+                  f"render alone {p['render_only_s']} s; OCR {p['ocr_s_per_page']} s/page; "
+                  f"{p['pages_read_correctly']}/{p['pages']} invoice numbers read")
+    table.add_row("visual", f"open_clip {v['model']}", f"{v['images']} images {v['size']}", f"{v['wall_s']}",
+                  f"{v['images_per_s']} images/s",
+                  f"batch {v['batch']}" + ("; untrained weights (same speed)" if v["untrained"] else ""))
+    table.add_row("text", s["model"], f"{s['sentences']} sentences", f"{s['wall_s']}",
+                  f"{s['sentences_per_s']} sentences/s", "batch 64")
+    return table
+
+
+def load_table(results: dict) -> Table:
+    table = Table("model", "load s", title="model load (first use in this process; includes library imports)")
+    for name, seconds in results["model_load_s"].items():
+        table.add_row(name, f"{seconds:.2f}")
+    table.add_row("total", f"{sum(results['model_load_s'].values()):.2f}")
+    return table
+
+
+def memory_table(memory: dict) -> Table:
+    short, long = memory["short"], memory["long"]
+    table = Table("", "short video", "long video",
+                  title=f"full extract() in a spawned child, {short['size']} at {short['fps']} fps, H.264 + AAC")
+    rows = (("duration s", "duration_s"), ("file MB", "file_mb"), ("generate s", "generate_s"),
+            ("model load s (child)", "load_s"), ("extract() wall s (models loaded)", "extract_s"),
+            ("RSS after model load MB", "rss_after_load_mb"), ("peak RSS during model load MB", "peak_during_load_mb"),
+            ("peak RSS during extract() MB", "peak_during_extract_mb"), ("peak RSS MB (child, self)", "peak_self_mb"),
+            ("peak RSS MB (parent, RUSAGE_CHILDREN)", "peak_rusage_children_mb"),
+            ("parent peak RSS at spawn MB", "parent_peak_mb"))
+    for label, key in rows:
+        table.add_row(label, str(short[key]), str(long[key]))
+    for layer in LAYERS:
+        table.add_row(f"rows: {layer}", str(short["rows"][layer]), str(long["rows"][layer]))
+    for layer in sorted(set(short["layer_s"]) | set(long["layer_s"])):
+        table.add_row(f"seconds: {layer}", str(short["layer_s"].get(layer, "-")), str(long["layer_s"].get(layer, "-")))
+    growth = memory.get("extract_growth_mb")
+    table.caption = (f"peak RSS (RUSAGE_CHILDREN) long / short = {memory['peak_ratio_long_over_short']} "
+                     "(about 1: memory does not grow with duration)"
+                     + (f"; extract() above loaded models: short +{growth['short']} MB, long +{growth['long']} MB"
+                        if growth else "")
+                     + ". 'seconds: scenes' includes the visual batches run inside the frame loop.")
+    return table
+
+
+def report(results: dict, console: Console) -> None:
+    console.print(throughput_table(results))
+    console.print(load_table(results))
+    console.print(memory_table(results["memory"]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--video-minutes", type=float, default=10.0, help="duration of the long video (default 10)")
+    parser.add_argument("--json", action="store_true", help="JSON on stdout; the tables go to stderr")
+    args = parser.parse_args()
+    console = Console(stderr=args.json)
+    results = measure(args.video_minutes, Console(stderr=True))
+    report(results, console)
+    if args.json:
+        print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

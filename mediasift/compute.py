@@ -1,0 +1,180 @@
+"""Where extraction runs: inline (in the calling process) or on Ray actors that keep their models warm.
+
+Both take a list of `ExtractJob`s and return one `JobResult` per job, in order; nothing here writes to
+the stores (the caller does, idempotently per version). A worker reads the object itself (pinned to its
+ETag), so Ray workers on other machines need only the S3 settings, never the driver's disk.
+
+On Ray, workers are actors with `max_restarts`/`max_task_retries`: a worker killed mid-batch is restarted
+and its batch retried, so a result still arrives exactly once per job. Actors are named; against a
+long-lived cluster (`RAY_ADDRESS`, or the one `mediasift up` starts) they are detached and reused by
+every run, which is what keeps Whisper and CLIP loaded between runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from mediasift.config import Settings, secret
+from mediasift.extract import Extraction, extract
+from mediasift.identity import ObjectVersion
+from mediasift.storage import Storage
+
+log = logging.getLogger(__name__)
+ACTOR_PREFIX = "mediasift-extractor"
+RAY_NAMESPACE = "mediasift"
+
+
+@dataclass(frozen=True)
+class ExtractJob:
+    version: ObjectVersion
+    content_type: str
+    spool: str | None = None
+    """A local copy already read by the source step, used when the worker runs on the same machine."""
+
+
+@dataclass
+class JobResult:
+    extraction: Extraction | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """What a worker process needs: model and S3 settings (secrets travel to workers, never into logs)."""
+
+    settings: Settings
+
+    def storage(self) -> Storage:
+        s = self.settings
+        return Storage(s.s3_endpoint_url, secret(s.s3_access_key), secret(s.s3_secret_key), s.s3_region)
+
+
+class Worker:
+    """Extraction in one process: its models load once, on first use, and serve every job after."""
+
+    def __init__(self, config: WorkerConfig):
+        from mediasift.models import Models
+
+        self.config = config
+        self.models = Models(config.settings)
+        self.storage = config.storage()
+        self.spool = Path(tempfile.mkdtemp(prefix="mediasift-worker-"))
+
+    def run(self, jobs: Sequence[ExtractJob]) -> list[JobResult]:
+        return [self._one(job) for job in jobs]
+
+    def _one(self, job: ExtractJob) -> JobResult:
+        local = Path(job.spool) if job.spool and Path(job.spool).exists() else None
+        path = local or self.spool / f"{job.version.version_hash}.bin"
+        try:
+            if local is None:
+                self.storage.read(job.version, path)
+            return JobResult(extract(path, job.version, job.content_type, self.models))
+        except Exception as error:  # returned, not raised: one bad object must not fail its batch
+            log.warning("extract_failed uri=%s etag=%s error=%s", job.version.uri, job.version.etag, error)
+            return JobResult(error=f"{type(error).__name__}: {error}")
+        finally:
+            if local is None:
+                path.unlink(missing_ok=True)
+
+    def load_counts(self) -> dict[str, int]:
+        return dict(self.models.load_counts)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+class InlineCompute:
+    name = "inline"
+
+    def __init__(self, config: WorkerConfig):
+        self.worker = Worker(config)
+
+    def extract(self, jobs: Sequence[ExtractJob]) -> list[JobResult]:
+        return self.worker.run(jobs)
+
+    def load_counts(self) -> list[dict[str, int]]:
+        return [self.worker.load_counts()]
+
+    def close(self) -> None:
+        pass
+
+
+class RayCompute:
+    """A pool of extraction actors. `address=None` starts a private local Ray (tests, one-off runs)."""
+
+    name = "ray"
+
+    def __init__(self, config: WorkerConfig, address: str | None, actors: int = 2, batch_size: int = 4):
+        import ray
+
+        self.batch_size = batch_size
+        self.started_ray = False
+        if not ray.is_initialized():
+            self.started_ray = start_ray(address)
+        gpus = ray.cluster_resources().get("GPU", 0)
+        settings = config.settings.model_copy(update={"device": "cuda" if gpus else config.settings.device})
+        remote = ray.remote(Worker)
+        self.actors = [
+            remote.options(
+                name=f"{ACTOR_PREFIX}-{i}", namespace=RAY_NAMESPACE, get_if_exists=True,
+                lifetime=None if self.started_ray else "detached", max_restarts=-1, max_task_retries=3,
+                num_cpus=1, num_gpus=(gpus / actors) if gpus else 0,
+            ).remote(WorkerConfig(settings))
+            for i in range(actors)
+        ]
+
+    def extract(self, jobs: Sequence[ExtractJob]) -> list[JobResult]:
+        from ray.util import ActorPool
+
+        batches = [list(jobs[i:i + self.batch_size]) for i in range(0, len(jobs), self.batch_size)]
+        pool = ActorPool(self.actors)
+        results: list[JobResult] = []
+        for batch_results in pool.map(lambda actor, batch: actor.run.remote(batch), batches):
+            results.extend(batch_results)
+        return results
+
+    def load_counts(self) -> list[dict[str, int]]:
+        import ray
+
+        return ray.get([actor.load_counts.remote() for actor in self.actors])
+
+    def pids(self) -> list[int]:
+        import ray
+
+        return ray.get([actor.pid.remote() for actor in self.actors])
+
+    def close(self) -> None:
+        import ray
+
+        if self.started_ray:
+            ray.shutdown()
+
+
+def start_ray(address: str | None) -> bool:
+    """Join `address`, or start a private Ray on this machine bound to 127.0.0.1. True if started here.
+    (Ray's temp dir stays short: its unix socket paths must fit in 107 bytes.)"""
+    import ray
+
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    if address:
+        ray.init(address=address, namespace=RAY_NAMESPACE, log_to_driver=False, configure_logging=False)
+        return False
+    ray.init(num_cpus=os.cpu_count() or 2, include_dashboard=False, _node_ip_address="127.0.0.1",
+             _temp_dir=tempfile.mkdtemp(prefix="msray-", dir="/tmp"),
+             namespace=RAY_NAMESPACE, log_to_driver=False, configure_logging=False)
+    return True
+
+
+def compute_for(settings: Settings) -> InlineCompute | RayCompute:
+    """`MEDIASIFT_RAY`: off (inline), local (a private local Ray), or a cluster address."""
+    config = WorkerConfig(settings)
+    if settings.ray in ("", "off", "inline"):
+        return InlineCompute(config)
+    address = None if settings.ray == "local" else settings.ray
+    return RayCompute(config, address, actors=settings.ray_actors, batch_size=settings.ray_batch_size)

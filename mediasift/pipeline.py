@@ -1,0 +1,54 @@
+"""One step over a batch of object versions: read each (source), then index them all (layers).
+
+Every version is handled on its own: one that fails is recorded as failed (dead-lettered on the last
+attempt) while the others go on, and the caller learns which failed so the step can be retried for them.
+A retry skips versions an earlier attempt already finished.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from mediasift.inbox import Inbox, State
+from mediasift.indexing import LayerOutcome, Stores, index_versions
+from mediasift.source import Outcome, object_version, process_version
+from mediasift.storage import Storage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class VersionResult:
+    source: Outcome | None
+    layers: LayerOutcome
+
+    @property
+    def failed(self) -> bool:
+        return self.layers.state is State.FAILED
+
+
+def process_batch(inbox: Inbox, storage: Storage, stores: Stores, compute, version_hashes: list[str], *,
+                  run_id: str, attempt: int, max_attempts: int, lease_seconds: float) -> list[VersionResult]:
+    sources: dict[str, Outcome | None] = {}
+    errors: dict[str, str] = {}
+    for h in version_hashes:
+        try:
+            sources[h] = process_version(inbox, storage, h, inbox.latest_kind(h), run_id=run_id, attempt=attempt,
+                                         max_attempts=max_attempts, lease_seconds=lease_seconds,
+                                         spool=stores.spool_path(h))
+        except Exception as error:  # recorded in the inbox by process_version; the batch goes on
+            sources[h], errors[h] = None, f"{type(error).__name__}: {error}"
+    readable = [h for h in version_hashes if sources[h] is not None]
+    layered = dict(zip(readable, index_versions(inbox, stores, compute, readable, attempt=attempt,
+                                                max_attempts=max_attempts), strict=True))
+    results = []
+    for h in version_hashes:
+        if h in layered:
+            results.append(VersionResult(sources[h], layered[h]))
+            continue
+        record = inbox.version(h)
+        failed = LayerOutcome(State.FAILED, object_version(record))
+        failed.error = errors[h]
+        results.append(VersionResult(None, failed))
+    return results
