@@ -18,7 +18,9 @@ it should: a 10-minute video should peak about where a 20-second one does).
    generating them stays quick; extraction samples frames at 4 fps, so it decodes nearly every frame.
 
 Each throughput is measured after a warm-up call, so model loading (reported in its own table) and
-first-call costs are excluded. Tables go to stdout, or to stderr with --json (stdout is then the JSON).
+first-call costs are excluded. The memory children run first, before this process loads any model,
+because Linux counts the parent's RSS at spawn time in a child's ru_maxrss. Tables go to stdout, or to
+stderr with --json (stdout is then the JSON).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import argparse
 import json
 import logging
 import multiprocessing
+import os
 import resource
 import shutil
 import tempfile
@@ -176,10 +179,12 @@ def timed(call: Callable[[], Any]) -> tuple[Any, float]:
 
 
 def quiet_model_logs() -> None:
-    """RapidOCR sets its logger to INFO on import and logs every model file it opens; keep the tables readable."""
-    import rapidocr  # noqa: F401
+    """Keep the tables readable: RapidOCR logs each model file at INFO (and resets its level to INFO on every
+    engine it builds, hence a filter), transformers draws a loading bar."""
+    from huggingface_hub.utils import disable_progress_bars
 
-    logging.getLogger("RapidOCR").setLevel(logging.WARNING)
+    logging.getLogger("RapidOCR").addFilter(lambda record: record.levelno >= logging.WARNING)
+    disable_progress_bars()
 
 
 def load_models(models: Models) -> dict[str, float]:
@@ -324,6 +329,7 @@ def bench_memory(folder: Path, minutes: float, console: Console) -> dict:
 def measure(minutes: float, console: Console) -> dict:
     """Memory first, while this process is small (see run_child); then models load here for throughput."""
     quiet_model_logs()
+    load_average = round(os.getloadavg()[0], 2)
     with tempfile.TemporaryDirectory(prefix="mediasift-bench-") as name:
         folder = Path(name)
         results: dict[str, Any] = {"memory": bench_memory(folder, minutes, console)}
@@ -332,7 +338,8 @@ def measure(minutes: float, console: Console) -> dict:
         results["model_load_s"] = {k: round(v, 2) for k, v in load_models(models).items()}
         import torch
 
-        results["threads"] = {"torch": torch.get_num_threads(), "cpus": multiprocessing.cpu_count()}
+        results["threads"] = {"torch": torch.get_num_threads(), "cpus": multiprocessing.cpu_count(),
+                              "load_average_1min_at_start": load_average}
         for key, run in (("transcript", lambda: bench_transcript(models, folder)),
                          ("pages", lambda: bench_ocr(models, folder)),
                          ("visual", lambda: bench_clip(models)),
@@ -345,64 +352,91 @@ def measure(minutes: float, console: Console) -> dict:
 # --- report -----------------------------------------------------------------------------------------------
 
 def throughput_table(results: dict) -> Table:
-    cpus = results["threads"]["cpus"]
-    table = Table("layer", "what", "work", "wall s", "throughput", "notes",
-                  title=f"extraction throughput, {cpus} CPU cores, after warm-up (model loading excluded)")
     t, p, v, s = results["transcript"], results["pages"], results["visual"], results["text"]
-    met = "MET" if t["target_met"] else "NOT MET"
-    table.add_row("transcript", f"faster-whisper {t['model']}", f"{t['audio_s']:.0f} s of speech", f"{t['wall_s']}",
-                  f"{t['real_time_factor']}x real time",
-                  f"target: >= {t['target_rtf']:.0f}x real time for tiny.en on 2 cores: {met}; "
-                  f"{t['segments']} segments, {t['words']} words, 'Lisbon' in {t['lisbon_heard']}/{t['lisbon_spoken']}")
-    table.add_row("pages", "render + RapidOCR", f"{p['pages']} scanned pages", f"{p['wall_s']}",
-                  f"{p['pages_per_s']} pages/s",
-                  f"render alone {p['render_only_s']} s; OCR {p['ocr_s_per_page']} s/page; "
-                  f"{p['pages_read_correctly']}/{p['pages']} invoice numbers read")
-    table.add_row("visual", f"open_clip {v['model']}", f"{v['images']} images {v['size']}", f"{v['wall_s']}",
-                  f"{v['images_per_s']} images/s",
-                  f"batch {v['batch']}" + ("; untrained weights (same speed)" if v["untrained"] else ""))
-    table.add_row("text", s["model"], f"{s['sentences']} sentences", f"{s['wall_s']}",
-                  f"{s['sentences_per_s']} sentences/s", "batch 64")
+    table = Table("layer", "model", "work", "wall s", "throughput",
+                  title=f"extraction throughput, {results['threads']['cpus']} CPU cores, after a warm-up "
+                        "(model loading excluded)")
+    table.add_row("transcript", f"faster-whisper {t['model']}", f"{t['audio_s']:.0f} s of speech", str(t["wall_s"]),
+                  f"{t['real_time_factor']}x real time")
+    table.add_row("pages", "pypdfium2 + RapidOCR", f"{p['pages']} scanned pages", str(p["wall_s"]),
+                  f"{p['pages_per_s']} pages/s")
+    table.add_row("visual", f"open_clip {v['model']}", f"{v['images']} images {v['size']}", str(v["wall_s"]),
+                  f"{v['images_per_s']} images/s")
+    table.add_row("text", s["model"], f"{s['sentences']} sentences", str(s["wall_s"]),
+                  f"{s['sentences_per_s']} sentences/s")
     return table
 
 
+def throughput_notes(results: dict) -> list[str]:
+    t, p, v = results["transcript"], results["pages"], results["visual"]
+    return [
+        f"target: ≥ {t['target_rtf']:.0f}× real time for tiny.en on 2 cores: "
+        f"{'met' if t['target_met'] else 'NOT MET'} ({t['real_time_factor']}×)",
+        f"transcript: {t['segments']} segments, {t['words']} words; 'Lisbon' heard {t['lisbon_heard']} of "
+        f"{t['lisbon_spoken']} times spoken",
+        f"pages: rendering alone {p['render_only_s']} s for all pages, OCR {p['ocr_s_per_page']} s/page; "
+        f"{p['pages_read_correctly']}/{p['pages']} invoice numbers read back",
+        f"visual: batch {v['batch']}" + (", untrained weights (same speed as trained)" if v["untrained"] else ""),
+        f"threads: torch {results['threads']['torch']}; 1-minute load average before the run "
+        f"{results['threads']['load_average_1min_at_start']} (anything else running on these cores slows every number)",
+    ]
+
+
 def load_table(results: dict) -> Table:
-    table = Table("model", "load s", title="model load (first use in this process; includes library imports)")
+    table = Table("model", "load s", title="model load, first use in this process (includes library imports)")
     for name, seconds in results["model_load_s"].items():
         table.add_row(name, f"{seconds:.2f}")
     table.add_row("total", f"{sum(results['model_load_s'].values()):.2f}")
     return table
 
 
+MEMORY_ROWS = (
+    ("duration s", "duration_s"),
+    ("file MB", "file_mb"),
+    ("generate s", "generate_s"),
+    ("model load s", "load_s"),
+    ("extract() wall s", "extract_s"),
+    ("peak RSS during model load MB", "peak_during_load_mb"),
+    ("RSS after model load MB", "rss_after_load_mb"),
+    ("peak RSS during extract() MB", "peak_during_extract_mb"),
+    ("peak RSS, child's own MB", "peak_self_mb"),
+    ("peak RSS, RUSAGE_CHILDREN MB", "peak_rusage_children_mb"),
+    ("parent's peak RSS at spawn MB", "parent_peak_mb"),
+)
+
+
 def memory_table(memory: dict) -> Table:
     short, long = memory["short"], memory["long"]
-    table = Table("", "short video", "long video",
-                  title=f"full extract() in a spawned child, {short['size']} at {short['fps']} fps, H.264 + AAC")
-    rows = (("duration s", "duration_s"), ("file MB", "file_mb"), ("generate s", "generate_s"),
-            ("model load s (child)", "load_s"), ("extract() wall s (models loaded)", "extract_s"),
-            ("RSS after model load MB", "rss_after_load_mb"), ("peak RSS during model load MB", "peak_during_load_mb"),
-            ("peak RSS during extract() MB", "peak_during_extract_mb"), ("peak RSS MB (child, self)", "peak_self_mb"),
-            ("peak RSS MB (parent, RUSAGE_CHILDREN)", "peak_rusage_children_mb"),
-            ("parent peak RSS at spawn MB", "parent_peak_mb"))
-    for label, key in rows:
+    table = Table("spawned child: load models, extract()", "short video", "long video",
+                  title=f"full extract() of a {short['size']} video at {short['fps']} fps (H.264 + AAC)")
+    for label, key in MEMORY_ROWS:
         table.add_row(label, str(short[key]), str(long[key]))
     for layer in LAYERS:
         table.add_row(f"rows: {layer}", str(short["rows"][layer]), str(long["rows"][layer]))
     for layer in sorted(set(short["layer_s"]) | set(long["layer_s"])):
         table.add_row(f"seconds: {layer}", str(short["layer_s"].get(layer, "-")), str(long["layer_s"].get(layer, "-")))
-    growth = memory.get("extract_growth_mb")
-    table.caption = (f"peak RSS (RUSAGE_CHILDREN) long / short = {memory['peak_ratio_long_over_short']} "
-                     "(about 1: memory does not grow with duration)"
-                     + (f"; extract() above loaded models: short +{growth['short']} MB, long +{growth['long']} MB"
-                        if growth else "")
-                     + ". 'seconds: scenes' includes the visual batches run inside the frame loop.")
     return table
+
+
+def memory_notes(memory: dict) -> list[str]:
+    notes = [f"peak RSS long / short = {memory['peak_ratio_long_over_short']} (RUSAGE_CHILDREN; ~1 means memory does "
+             "not grow with duration)"]
+    if growth := memory.get("extract_growth_mb"):
+        notes.append(f"extract() above the loaded models: short +{growth['short']} MB, long +{growth['long']} MB "
+                     f"({growth['long'] / growth['short']:.2f}×)")
+    notes.append(f"videos are generated at {VIDEO_FPS} fps to keep generation quick; extract() samples frames at 4 fps")
+    notes.append("'seconds: scenes' includes 'seconds: visual' (keyframe batches are embedded inside the frame loop)")
+    return notes
 
 
 def report(results: dict, console: Console) -> None:
     console.print(throughput_table(results))
+    for note in throughput_notes(results):
+        console.print(f"  {note}", highlight=False)
     console.print(load_table(results))
     console.print(memory_table(results["memory"]))
+    for note in memory_notes(results["memory"]):
+        console.print(f"  {note}", highlight=False)
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ from mediasift.extract import Extraction, extract
 from mediasift.identity import ObjectVersion
 from mediasift.storage import Storage
 
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # before Ray is imported: loopback listeners only
 log = logging.getLogger(__name__)
 ACTOR_PREFIX = "mediasift-extractor"
 RAY_NAMESPACE = "mediasift"
@@ -161,7 +162,6 @@ def start_ray(address: str | None) -> bool:
     (Ray's temp dir stays short: its unix socket paths must fit in 107 bytes.)"""
     import ray
 
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     if address:
         ray.init(address=address, namespace=RAY_NAMESPACE, log_to_driver=False, configure_logging=False)
         return False
