@@ -346,6 +346,7 @@ def measure(minutes: float, console: Console) -> dict:
                          ("text", lambda: bench_text(models))):
             console.log(f"measuring {key}")
             results[key] = run()
+    results["threads"]["load_average_1min_at_end"] = round(os.getloadavg()[0], 2)
     return results
 
 
@@ -368,7 +369,7 @@ def throughput_table(results: dict) -> Table:
 
 
 def throughput_notes(results: dict) -> list[str]:
-    t, p, v = results["transcript"], results["pages"], results["visual"]
+    t, p, v, threads = results["transcript"], results["pages"], results["visual"], results["threads"]
     return [
         f"target: ≥ {t['target_rtf']:.0f}× real time for tiny.en on 2 cores: "
         f"{'met' if t['target_met'] else 'NOT MET'} ({t['real_time_factor']}×)",
@@ -377,8 +378,8 @@ def throughput_notes(results: dict) -> list[str]:
         f"pages: rendering alone {p['render_only_s']} s for all pages, OCR {p['ocr_s_per_page']} s/page; "
         f"{p['pages_read_correctly']}/{p['pages']} invoice numbers read back",
         f"visual: batch {v['batch']}" + (", untrained weights (same speed as trained)" if v["untrained"] else ""),
-        f"threads: torch {results['threads']['torch']}; 1-minute load average before the run "
-        f"{results['threads']['load_average_1min_at_start']} (anything else running on these cores slows every number)",
+        f"threads: torch {threads['torch']}; 1-minute load average {threads['load_average_1min_at_start']} "
+        f"before, {threads['load_average_1min_at_end']} after (other work on these cores slows every number)",
     ]
 
 

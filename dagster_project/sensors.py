@@ -7,6 +7,9 @@ from dagster_project.partitions import KIND_TAG, SEQ_TAG, object_versions
 from mediasift.inbox import InboxEvent
 from resources import InboxResource
 
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
 
 def build_inbox_sensor(interval_seconds: int, run_batch_size: int = 1, max_wait_seconds: float = 10.0
                        ) -> dg.SensorDefinition:
@@ -59,8 +62,8 @@ def _batched(context: dg.SensorEvaluationContext, events: list[InboxEvent], size
     chunks = [new[i:i + size] for i in range(0, len(new), size)]
     last = events[-1].seq
     ranged = [
-        dg.RunRequest(partition_key_range=dg.PartitionKeyRange(chunk[0], chunk[-1]),
-                      run_key=f"batch:{chunk[0]}:{chunk[-1]}:{last}", tags={SEQ_TAG: str(last)})
+        dg.RunRequest(run_key=f"batch:{chunk[0]}:{chunk[-1]}:{last}",
+                      tags={RANGE_START_TAG: chunk[0], RANGE_END_TAG: chunk[-1], SEQ_TAG: str(last)})
         for chunk in chunks
     ]
     return dg.SensorResult(

@@ -65,6 +65,8 @@ def up() -> None:
         table.add_row("bucket", stack.settings.bucket)
         table.add_row("receiver", f"{stack.receiver.url}  (docs: {stack.receiver.url}/docs)")
         table.add_row("Dagster UI", stack.dagster_url)
+        table.add_row("extraction", f"Ray at {stack.ray_head.address}" if stack.ray_head else
+                      "inline (set MEDIASIFT_RAY=local for warm Ray actors)")
         table.add_row("home", str(stack.home))
         console.print(table)
         console.print("Upload with [bold]mediasift ingest PATH[/bold] in another shell. Ctrl-C stops everything.")
@@ -154,6 +156,7 @@ def status(as_json: JsonOption = False) -> None:
             "bucket": settings.bucket,
             "receiver": stack.get("receiver_url"),
             "dagster": stack.get("dagster_url"),
+            "ray": stack.get("ray_address") or (settings.ray if settings.ray != "off" else None),
             "inbox": inbox.engine.url.render_as_string(hide_password=True),
         },
     }

@@ -19,6 +19,8 @@ from pydantic import SecretStr
 from mediasift.config import STACK_FILE, Settings
 from mediasift.localstack import SeaweedStack, ensure_credentials
 from mediasift.processes import LOOPBACK, free_port, start_group, stop_group, wait_until
+from mediasift.rayhead import CLIENT_ENV as RAY_CLIENT_ENV
+from mediasift.rayhead import LocalRayHead
 from mediasift.receiver import ReceiverServer, create_app
 from mediasift.storage import Storage
 
@@ -39,6 +41,12 @@ telemetry:
 """
 
 
+FORWARDED = {"sensor_interval_s", "reconcile_cron", "run_batch_size", "run_batch_max_wait_s", "ray", "ray_actors",
+             "ray_batch_size", "device", "whisper_model", "clip_model", "clip_pretrained", "clip_checkpoint",
+             "derived_dir", "lance_uri", "max_attempts"}
+"""Settings a Dagster process inherits from the stack that started it."""
+
+
 class DagsterMode(StrEnum):
     NONE = "none"
     DAEMON = "daemon"
@@ -55,6 +63,7 @@ class Stack:
         self.store: SeaweedStack | None = None
         self.dagster: subprocess.Popen | None = None
         self.dagster_url: str | None = None
+        self.ray_head: LocalRayHead | None = None
 
     @property
     def home(self) -> Path:
@@ -82,6 +91,9 @@ class Stack:
         self.store = SeaweedStack(self.home, f"{self.receiver.url}/webhooks/seaweedfs").start()
         s.s3_endpoint_url = self.store.s3_endpoint_url
         Storage.from_settings(s).ensure_bucket(s.bucket)
+        if s.ray == "local":
+            self.ray_head = LocalRayHead(self.home).start()
+            s.ray = self.ray_head.address
         if self.dagster_mode is not DagsterMode.NONE:
             self._start_dagster()
         self._write_stack_file()
@@ -98,9 +110,11 @@ class Stack:
             "MEDIASIFT_S3_ENDPOINT_URL": s.s3_endpoint_url or "",
             "MEDIASIFT_S3_ACCESS_KEY": s.s3_access_key.get_secret_value(),
             "MEDIASIFT_S3_SECRET_KEY": s.s3_secret_key.get_secret_value(),
-            "MEDIASIFT_SENSOR_INTERVAL_S": str(s.sensor_interval_s),
-            "MEDIASIFT_RECONCILE_CRON": s.reconcile_cron,
         })
+        env.update({f"MEDIASIFT_{name.upper()}": str(value) for name, value in s.model_dump(include=FORWARDED).items()
+                    if value is not None})
+        if self.ray_head:
+            env.update(RAY_CLIENT_ENV)
         return env
 
     def _start_dagster(self) -> None:
@@ -123,6 +137,7 @@ class Stack:
     def _write_stack_file(self) -> None:
         info = {
             "s3_endpoint_url": self.settings.s3_endpoint_url,
+            "ray_address": self.ray_head.address if self.ray_head else None,
             "receiver_url": self.receiver.url if self.receiver else None,
             "dagster_url": self.dagster_url,
             "pid": os.getpid(),
@@ -132,6 +147,8 @@ class Stack:
     def stop(self) -> None:
         stop_group(self.dagster, timeout=20)
         self.dagster = None
+        if self.ray_head:
+            self.ray_head.stop()
         if self.store:
             self.store.stop()
         if self.receiver:

@@ -47,13 +47,8 @@ def tick(instance, resources, cursor: str | None, batch: int = 1) -> dg.SensorRe
 
 def run(instance, resources, request: dg.RunRequest, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
     """Execute a run request in-process: one partition, or a partition range (a batch run)."""
-    tags = dict(request.tags)
-    key = request.partition_key
-    if request.partition_key_range is not None:
-        tags.update({"dagster/asset_partition_range_start": request.partition_key_range.start,
-                     "dagster/asset_partition_range_end": request.partition_key_range.end})
-    return dg.materialize([object_version], partition_key=key, tags=tags, resources=resources, instance=instance,
-                          raise_on_error=raise_on_error)
+    return dg.materialize([object_version], partition_key=request.partition_key, tags=request.tags,
+                          resources=resources, instance=instance, raise_on_error=raise_on_error)
 
 
 def run_new_events(instance, resources, inbox: Inbox, cursor: str, raise_on_error: bool = True,

@@ -87,3 +87,33 @@ def test_unreadable_object_is_retried_then_dead_lettered(stack, bucket, stack_in
     (version,) = stack_inbox.versions_of(bucket, "locked.bin")
     assert (version.state, version.attempts, version.in_dlq) == (State.FAILED, 3, True)
     assert "403" in version.last_error
+
+
+def test_batch_mode_makes_one_run_per_batch_and_every_object_its_own_partition(stack, bucket, stack_inbox,
+                                                                              instance, resources):
+    client = Storage.from_settings(stack.settings).client
+    cursor = str(stack_inbox.last_seq())
+    keys = [f"batch/{i}.txt" for i in range(5)]
+    for key in keys:
+        client.put_object(Bucket=bucket, Key=key, Body=f"note {key}".encode())
+    wait_for_events(stack_inbox, bucket, 5)
+
+    result = tick(instance, resources, cursor, batch=3)
+    assert len(result.run_requests) == 2
+    assert all(r.partition_key_range is not None for r in result.run_requests)
+    for request in result.run_requests:
+        assert run(instance, resources, request).success
+
+    versions = [stack_inbox.versions_of(bucket, key)[0] for key in keys]
+    assert [v.state for v in versions] == [State.DONE] * 5
+    materialized = instance.get_materialized_partitions(SOURCE)
+    assert {v.version_hash for v in versions} <= materialized
+    assert {v.version_hash for v in versions} <= instance.get_materialized_partitions(
+        dg.AssetKey(["mediasift", "transcript"]))
+
+    client.delete_object(Bucket=bucket, Key=keys[0])
+    wait_for_events(stack_inbox, bucket, 6)
+    (delete,) = tick(instance, resources, result.cursor, batch=3).run_requests
+    assert delete.partition_key == versions[0].version_hash
+    run(instance, resources, delete)
+    assert stack_inbox.versions_of(bucket, keys[0])[0].state is State.DELETED
