@@ -24,7 +24,10 @@ from mediasift.extract import Extraction, extract
 from mediasift.identity import ObjectVersion
 from mediasift.storage import Storage
 
-os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # before Ray is imported: loopback listeners only
+# Read by Ray when it is imported: loopback listeners only, and token auth (Ray's own default for new local
+# clusters; RAY_AUTH_MODE=disabled joins a cluster that runs without it).
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "token")
 log = logging.getLogger(__name__)
 ACTOR_PREFIX = "mediasift-extractor"
 RAY_NAMESPACE = "mediasift"
@@ -151,10 +154,10 @@ class RayCompute:
         return ray.get([actor.pid.remote() for actor in self.actors])
 
     def close(self) -> None:
+        """Stop the private Ray this started, or just disconnect from a cluster (its actors stay warm)."""
         import ray
 
-        if self.started_ray:
-            ray.shutdown()
+        ray.shutdown()
 
 
 def start_ray(address: str | None) -> bool:

@@ -1,0 +1,162 @@
+"""A burst of mixed small objects through the whole pipeline: per-object runs vs batched runs vs pure
+extraction on warm Ray actors.
+
+    python bench/throughput.py [--objects 200] [--batch-size 50] [--skip-per-object] [--json]
+
+Each pipeline mode runs on its own embedded stack (SeaweedFS webhook → receiver → inbox → Dagster daemon
+→ runs) with a local Ray head, from the first upload to the last object `done`. Pure extraction is the
+same jobs handed straight to the same warm actors (each worker still reads its object from S3). The
+orchestration overhead of a mode is its end-to-end time divided by the pure extraction time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from PIL import ImageDraw
+from rich.console import Console
+from rich.table import Table
+
+from mediasift.compute import ExtractJob, RayCompute, WorkerConfig
+from mediasift.config import Settings
+from mediasift.identity import ObjectVersion
+from mediasift.inbox import Inbox, State
+from mediasift.ingest import wait_settled
+from mediasift.samples import SPEECH, scene_image, write_text_pdf, write_video
+from mediasift.stack import DagsterMode, Stack
+from mediasift.storage import Storage, sniff_content_type
+
+TARGET = 1.15
+MIX = {"image": 0.4, "pdf": 0.3, "audio": 0.2, "video": 0.1}
+
+
+def make_objects(folder: Path, count: int) -> list[Path]:
+    """`count` small files in the MIX proportions; every file distinct (its own ETag)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    video = folder / "base.mp4"
+    write_video(video)
+    speech = SPEECH.read_bytes()
+    paths = []
+    for i in range(count):
+        kind = _kind_for(i, count)
+        path = folder / f"{i:04d}.{ {'image': 'png', 'pdf': 'pdf', 'audio': 'ogg', 'video': 'mp4'}[kind] }"
+        if kind == "image":
+            image = scene_image((i * 37 % 255, 90, 200 - i % 100), (20, i * 13 % 255, 60), sun=i % 2 == 0)
+            ImageDraw.Draw(image).text((20, 20), f"frame {i}", fill=(255, 255, 255))
+            image.resize((320, 213)).save(path)
+        elif kind == "pdf":
+            write_text_pdf(path, {1: f"Report {i}: the turbine in sector {i % 17} was inspected on day {i}."})
+        elif kind == "audio":
+            path.write_bytes(speech + i.to_bytes(4, "big"))
+        else:
+            path.write_bytes(video.read_bytes() + i.to_bytes(4, "big"))
+        paths.append(path)
+    video.unlink()
+    return paths
+
+
+def _kind_for(i: int, count: int) -> str:
+    edge = 0.0
+    for kind, share in MIX.items():
+        edge += share
+        if i < edge * count:
+            return kind
+    return "video"
+
+
+def pipeline(objects: list[Path], batch_size: int, home: Path, pure: bool) -> dict:
+    settings = Settings(home=home, ray="local", run_batch_size=batch_size, run_batch_max_wait_s=5.0)
+    with Stack(settings, DagsterMode.DAEMON) as stack:
+        storage = Storage.from_settings(stack.settings)
+        bucket = stack.settings.bucket
+        result: dict = {}
+        if pure:
+            result["pure_s"] = pure_extraction(stack, storage, objects)
+        runs_before = _run_count(stack)
+        started = time.perf_counter()
+        uploaded = {f"burst/{p.name}": storage.upload(p, bucket, f"burst/{p.name}") for p in objects}
+        states = wait_settled(Inbox(stack.settings.inbox_url), bucket, uploaded, timeout=3600, poll=0.25)
+        result["end_to_end_s"] = time.perf_counter() - started
+        result["done"] = sum(1 for s in states.values() if s is State.DONE)
+        result["runs"] = _run_count(stack) - runs_before
+        return result
+
+
+def pure_extraction(stack: Stack, storage: Storage, objects: list[Path]) -> float:
+    """Upload the objects under another prefix and let their runs finish (which warms the actors), then
+    time the same jobs handed straight to the actors."""
+    compute = RayCompute(WorkerConfig(stack.settings), address=stack.ray_head.address,
+                         actors=stack.settings.ray_actors, batch_size=stack.settings.ray_batch_size)
+    jobs = []
+    for path in objects:
+        key = f"pure/{path.name}"
+        etag = storage.upload(path, stack.settings.bucket, key)
+        jobs.append(ExtractJob(ObjectVersion(stack.settings.bucket, key, etag),
+                               sniff_content_type(path.read_bytes()[:8192])))
+    wait_settled(Inbox(stack.settings.inbox_url), stack.settings.bucket,
+                 {job.version.key: job.version.etag for job in jobs}, timeout=3600)
+    try:
+        compute.extract(jobs[: stack.settings.ray_actors * 4])
+        started = time.perf_counter()
+        results = compute.extract(jobs)
+        elapsed = time.perf_counter() - started
+    finally:
+        compute.close()
+    failed = [r.error for r in results if r.error]
+    if failed:
+        raise RuntimeError(f"pure extraction failed for {len(failed)} objects: {failed[:3]}")
+    return elapsed
+
+
+def _run_count(stack: Stack) -> int:
+    import dagster as dg
+
+    instance = dg.DagsterInstance.from_config(str(stack.dagster_home))
+    return len(instance.get_run_ids(dg.RunsFilter(job_name="ingest_object_version")))
+
+
+def report(rows: list[dict], count: int, console: Console) -> None:
+    pure = next(r["seconds"] for r in rows if r["mode"] == "pure extraction (warm actors)")
+    table = Table("mode", "objects", "runs", "seconds", "objects/min", "overhead (÷ pure)",
+                  title=f"{count} mixed small objects (40% images, 30% PDFs, 20% audio, 10% video), 2 cores")
+    for row in rows:
+        table.add_row(row["mode"], str(row["objects"]), str(row.get("runs", "-")), f"{row['seconds']:.1f}",
+                      f"{row['objects'] / row['seconds'] * 60:.0f}", f"{row['seconds'] / pure:.2f}")
+    console.print(table)
+    batched = next(r for r in rows if r["mode"].startswith("batched"))
+    ratio = batched["seconds"] / pure
+    console.print(f"target for batched runs: overhead ≤ {TARGET}: {'met' if ratio <= TARGET else 'NOT met'} "
+                  f"({ratio:.2f})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--objects", type=int, default=200)
+    parser.add_argument("--batch-size", type=int, default=50)
+    parser.add_argument("--skip-per-object", action="store_true", help="skip the slow run-per-object mode")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        objects = make_objects(Path(tmp) / "objects", args.objects)
+        batched = pipeline(objects, args.batch_size, Path(tmp) / "batched", pure=True)
+        rows = [
+            {"mode": "pure extraction (warm actors)", "objects": len(objects), "seconds": batched["pure_s"]},
+            {"mode": f"batched runs (≤{args.batch_size} per run)", "objects": batched["done"],
+             "runs": batched["runs"], "seconds": batched["end_to_end_s"]},
+        ]
+        if not args.skip_per_object:
+            single = pipeline(objects, 1, Path(tmp) / "single", pure=False)
+            rows.append({"mode": "a run per object", "objects": single["done"], "runs": single["runs"],
+                         "seconds": single["end_to_end_s"]})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        report(rows, args.objects, Console())
+
+
+if __name__ == "__main__":
+    main()
