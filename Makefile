@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/receiver.py
 	$(BIN)/python bench/search.py
 	$(BIN)/python bench/extract.py
+	$(BIN)/python bench/throughput.py
 
 clean:
 	rm -rf $(VENV) .mediasift .pytest_cache .ruff_cache
