@@ -87,6 +87,7 @@ def _transcript(path: Path, result: Extraction, models: Models) -> None:
 def _video_frames(path: Path, result: Extraction, models: Models) -> None:
     """One decode of the frames: shots → OCR, faces, scene description and a keyframe embedding."""
     pending: list[tuple[Image.Image, Row]] = []
+    visual_before = result.seconds.get("visual", 0.0)
     with _Timer(result, "scenes"):
         for shot in scenes.detect_shots(iter_frames(path, fps=4.0)):
             on_screen = [line.text for line in models.ocr.read(shot.keyframe)]
@@ -98,6 +99,7 @@ def _video_frames(path: Path, result: Extraction, models: Models) -> None:
                                                              t_start=shot.t_start, t_end=shot.t_end)))
             if len(pending) >= VISUAL_BATCH:
                 _flush_visual(pending, result, models)
+    result.seconds["scenes"] -= result.seconds.get("visual", 0.0) - visual_before
     _flush_visual(pending, result, models)
     result.extractors["scenes"] = f"{scenes.EXTRACTOR}+{models.ocr.name}"
 

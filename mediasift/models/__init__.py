@@ -1,7 +1,7 @@
 """Model loading: each model is loaded at most once per process, on first use, and reused.
 
-`Models` is what layers receive. `load_counts` exists so tests and benchmarks can prove that no model is
-loaded per object.
+`Models` is what layers receive. Its `load_counts` exist so tests and benchmarks can prove that no model
+is loaded per object.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from mediasift.config import Settings
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 log = logging.getLogger(__name__)
-load_counts: Counter[str] = Counter()
 _lock = threading.Lock()
 _shared: dict[tuple, Models] = {}
 
@@ -29,7 +28,8 @@ class Models:
 
     def _load(self, name: str, load):
         self.load_counts[name] += 1
-        return _counted(name, load)
+        log.info("model_load name=%s", name)
+        return load()
 
     @cached_property
     def whisper(self):
@@ -67,13 +67,6 @@ class Models:
 
         s = self.settings
         return self._load("clip", lambda: load_clip(s.clip_model, s.clip_pretrained, s.clip_checkpoint, s.device))
-
-
-def _counted(name: str, load):
-    with _lock:
-        load_counts[name] += 1
-    log.info("model_load name=%s", name)
-    return load()
 
 
 def models_for(settings: Settings) -> Models:
