@@ -208,10 +208,10 @@ def bench_transcript(models: Models, folder: Path) -> dict:
         shutil.copyfileobj(source, target)
     transcript.transcribe(warm_up, models.whisper, "audio")
     rows, wall = timed(lambda: transcript.transcribe(path, models.whisper, "audio"))
-    segments = [r for r in rows if r.kind == "segment"]
+    segments = [r for r in rows if r.kind == "sentence"]
     rtf = audio_s / wall
     return {"model": Settings().whisper_model or "tiny.en", "audio_s": round(audio_s, 1), "wall_s": round(wall, 2),
-            "real_time_factor": round(rtf, 1), "segments": len(segments),
+            "real_time_factor": round(rtf, 1), "sentences": len(segments),
             "words": sum(r.kind == "word" for r in rows),
             "lisbon_heard": sum("lisbon" in r.text.lower() for r in segments),
             "lisbon_spoken": times_spoken("Lisbon", audio_s),

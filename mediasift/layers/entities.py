@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mediasift.layers.rows import Row
 
-SOURCES = {("transcript", "segment"), ("pages", "page"), ("scenes", "shot"), ("visual", "image")}
+SOURCES = {("transcript", "sentence"), ("pages", "page"), ("scenes", "shot"), ("visual", "image")}
 
 
 def entity_rows(rows: list[Row], nlp) -> list[Row]:
