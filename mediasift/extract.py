@@ -70,8 +70,11 @@ def extract(path: Path, version: ObjectVersion, content_type: str, models: Model
             _pdf(path, result, models)
     except MediaError as error:
         raise MediaError(f"{version.uri} (etag {version.etag}, {content_type}): {error}") from error
-    with _Timer(result, "entities"):
-        result.add(entities.entity_rows([r for rows in result.rows.values() for r in rows], models.ner))
+    sources = [r for rows in result.rows.values() for r in rows if entities.is_source(r)]
+    if sources:
+        with _Timer(result, "entities"):
+            result.add(entities.entity_rows(sources, models.ner))
+    if result.rows["entities"]:
         result.extractors["entities"] = "spacy:en_core_web_sm@3.8+opencv-haar"
     with _Timer(result, "text_embeddings"):
         _embed_text(result, models)

@@ -78,6 +78,9 @@ def index_versions(inbox: Inbox, stores: Stores, compute, version_hashes: list[s
             outcomes[h] = _failed(inbox, stores, job.version, result.error or "unknown error", attempt, max_attempts)
         else:
             outcomes[h] = _finish(inbox, stores, job.version, result.extraction)
+    for layer in LAYERS:
+        if stores.index.ensure_vector_index(layer):
+            log.info("vector_index_built layer=%s", layer)
     return [outcomes[h] for h in version_hashes]
 
 

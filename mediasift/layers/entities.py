@@ -7,9 +7,14 @@ from mediasift.layers.rows import Row
 SOURCES = {("transcript", "sentence"), ("pages", "page"), ("scenes", "shot"), ("visual", "image")}
 
 
+def is_source(row: Row) -> bool:
+    """Rows whose text may name entities: transcript sentences, pages, on-screen and image text."""
+    return (row.layer, row.kind) in SOURCES and bool(_source_text(row))
+
+
 def entity_rows(rows: list[Row], nlp) -> list[Row]:
     found: list[Row] = []
-    sources = [r for r in rows if (r.layer, r.kind) in SOURCES and _source_text(r)]
+    sources = [r for r in rows if is_source(r)]
     for row, doc in zip(sources, nlp.pipe(_source_text(r) for r in sources), strict=True):
         for ent in doc.ents:
             found.append(Row("entities", row.modality, "entity", ent.text, row.t_start, row.t_end, row.page,

@@ -93,22 +93,22 @@ class LanceIndex:
         return 0 if table is None else table.count_rows(where)
 
     def ensure_vector_index(self, layer: str, force: bool = False) -> bool:
-        """Build the tuned ANN index once a table is big enough (or when forced); merge new rows into the
-        full-text index. Returns whether a vector index was (re)built."""
+        """Build the tuned ANN index once a table is big enough (rebuild it when forced). Until then
+        search scans exactly; rows added after the build are scanned exactly too and merged with the
+        indexed results. Returns whether an index was built."""
         table = self.table(layer)
         if table is None:
             return False
         rows = table.count_rows()
         has_vector_index = any(ix.columns == ["vector"] for ix in table.list_indices())
-        built = False
-        if force or (not has_vector_index and rows >= self.tuning.min_rows_for_index):
-            dim = table.schema.field("vector").type.list_size
-            table.create_index("vector", config=IvfPq(
-                distance_type="cosine", num_partitions=self.tuning.partitions(rows),
-                num_sub_vectors=max(1, dim // self.tuning.sub_vector_dims)), replace=True)
-            built = True
+        if not force and (has_vector_index or rows < self.tuning.min_rows_for_index):
+            return False
+        dim = table.schema.field("vector").type.list_size
+        table.create_index("vector", config=IvfPq(
+            distance_type="cosine", num_partitions=self.tuning.partitions(rows),
+            num_sub_vectors=max(1, dim // self.tuning.sub_vector_dims)), replace=True)
         table.optimize()
-        return built
+        return True
 
 
 def _quote(value: str) -> str:

@@ -1,0 +1,66 @@
+"""Feature tables and the LanceDB index: replace, never duplicate; removals leave nothing behind."""
+
+import numpy as np
+
+from mediasift.identity import ObjectVersion
+from mediasift.layers.rows import Row
+from mediasift.search import fuse
+from mediasift.store.lance import LanceIndex, VectorTuning
+from mediasift.store.parquet import FeatureTables
+from mediasift.store.records import to_arrow
+from mediasift.testing import embedding_like_vectors, synthetic_rows
+
+VERSION = ObjectVersion("media", "docs/a b.pdf", '"ABC"')
+
+
+def rows(texts: list[str]) -> list[Row]:
+    vectors = embedding_like_vectors(len(texts), 384, seed=len(texts))
+    return [Row("pages", "pdf", "page", t, page=i + 1, vector=v) for i, (t, v) in enumerate(zip(texts, vectors))]
+
+
+def test_rerunning_a_version_replaces_its_rows(tmp_path):
+    index = LanceIndex(str(tmp_path))
+    index.replace_version("pages", VERSION.version_hash, to_arrow(rows(["one", "two", "three"]), VERSION, "x@1", 384))
+    index.replace_version("pages", VERSION.version_hash, to_arrow(rows(["uno", "dos"]), VERSION, "x@2", 384))
+    table = index.table("pages").to_arrow().to_pylist()
+    assert sorted(r["text"] for r in table) == ["dos", "uno"]
+    assert {r["etag"] for r in table} == {"abc"} and {r["extractor"] for r in table} == {"x@2"}
+
+
+def test_empty_rerun_and_removal_leave_nothing(tmp_path):
+    index = LanceIndex(str(tmp_path))
+    index.replace_version("pages", VERSION.version_hash, to_arrow(rows(["one"]), VERSION, "x@1", 384))
+    index.replace_version("pages", VERSION.version_hash, to_arrow([], VERSION, "x@1", 384))
+    assert index.count("pages") == 0
+    index.replace_version("pages", VERSION.version_hash, to_arrow(rows(["one"]), VERSION, "x@1", 384))
+    assert index.remove_versions([VERSION.version_hash, "no-such'version"]) == 1
+    assert index.count("pages") == 0
+
+
+def test_feature_table_files_are_replaced_whole_and_removed(tmp_path):
+    tables = FeatureTables(tmp_path)
+    path = tables.write("pages", VERSION.object_id, VERSION.version_hash,
+                        to_arrow(rows(["a", "b"]), VERSION, "x@1", 384))
+    tables.write("pages", VERSION.object_id, VERSION.version_hash, to_arrow(rows(["c"]), VERSION, "x@1", 384))
+    assert tables.read("pages").column("text").to_pylist() == ["c"]
+    assert not list(tmp_path.rglob("*.partial"))
+    assert tables.remove("pages", VERSION.object_id, VERSION.version_hash) and not path.exists()
+
+
+def test_vector_index_is_built_only_once_the_table_is_big_enough(tmp_path):
+    index = LanceIndex(str(tmp_path), VectorTuning(min_rows_for_index=500, rows_per_partition=64))
+    index.db.create_table("pages", synthetic_rows(embedding_like_vectors(400, 384)))
+    assert not index.ensure_vector_index("pages")
+    index.table("pages").add(synthetic_rows(embedding_like_vectors(200, 384, seed=5)))
+    assert index.ensure_vector_index("pages")
+    assert not index.ensure_vector_index("pages")
+    assert any(ix.columns == ["vector"] for ix in index.table("pages").list_indices())
+
+
+def test_reciprocal_rank_fusion_rewards_rows_found_by_both_searches():
+    a = {"layer": "pages", "version_hash": "v", "row_no": 0}
+    b = {"layer": "pages", "version_hash": "v", "row_no": 1}
+    c = {"layer": "scenes", "version_hash": "w", "row_no": 0}
+    fused = fuse([[a, b], [c, b]])
+    assert [row for row, _ in fused][0] == b
+    assert np.isclose(fused[0][1], 1 / 62 + 1 / 62)
