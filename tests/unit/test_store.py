@@ -15,7 +15,7 @@ VERSION = ObjectVersion("media", "docs/a b.pdf", '"ABC"')
 
 def rows(texts: list[str]) -> list[Row]:
     vectors = embedding_like_vectors(len(texts), 384, seed=len(texts))
-    return [Row("pages", "pdf", "page", t, page=i + 1, vector=v) for i, (t, v) in enumerate(zip(texts, vectors))]
+    return [Row("pages", "pdf", "page", text, page=i + 1, vector=vectors[i]) for i, text in enumerate(texts)]
 
 
 def test_rerunning_a_version_replaces_its_rows(tmp_path):
