@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from mediasift.layers.rows import LAYERS
-from mediasift.store.lance import LanceIndex
+from mediasift.store.lance import LanceIndex, sql_quote
 
 RRF_K = 60
 TEXT_LAYERS = tuple(layer for layer in LAYERS if layer != "visual")
@@ -61,9 +61,9 @@ class Filters:
     def where(self) -> str | None:
         clauses = []
         if self.modality:
-            clauses.append(f"modality = '{_quote(self.modality)}'")
+            clauses.append(f"modality = '{sql_quote(self.modality)}'")
         if self.prefix:
-            clauses.append(f"starts_with(key, '{_quote(self.prefix)}')")
+            clauses.append(f"starts_with(key, '{sql_quote(self.prefix)}')")
         if self.t_min is not None:
             clauses.append(f"t_end >= {float(self.t_min)}")
         if self.t_max is not None:
@@ -147,7 +147,3 @@ def _hit(row: dict, score: float, untrained: bool) -> Hit:
         t_end=row["t_end"], page=row["page"], text=row["text"], score=round(score, 6), extractor=row["extractor"],
         untrained=row["layer"] == "visual" and (untrained or bool(extra.get("untrained"))),
     )
-
-
-def _quote(value: str) -> str:
-    return value.replace("'", "''")

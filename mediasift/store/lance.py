@@ -64,7 +64,7 @@ class LanceIndex:
 
     def replace_version(self, layer: str, version_hash: str, rows: pa.Table) -> None:
         """This version's rows in `layer` become exactly `rows` (none: the layer holds nothing of it)."""
-        predicate = f"version_hash = '{_quote(version_hash)}'"
+        predicate = f"version_hash = '{sql_quote(version_hash)}'"
         with self._lock:
             if not rows.num_rows:
                 table = self.table(layer)
@@ -79,7 +79,7 @@ class LanceIndex:
         """Delete these versions' rows from every layer; returns how many rows were removed."""
         if not version_hashes:
             return 0
-        predicate = "version_hash IN (" + ", ".join(f"'{_quote(h)}'" for h in version_hashes) + ")"
+        predicate = "version_hash IN (" + ", ".join(f"'{sql_quote(h)}'" for h in version_hashes) + ")"
         removed = 0
         with self._lock:
             for name in self.db.list_tables().tables:
@@ -111,5 +111,6 @@ class LanceIndex:
         return True
 
 
-def _quote(value: str) -> str:
+def sql_quote(value: str) -> str:
+    """A value inside a single-quoted SQL string literal of a Lance filter."""
     return value.replace("'", "''")
