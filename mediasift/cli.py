@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from mediasift.config import Settings
 from mediasift.errors import LockHeld, MediasiftError
@@ -234,7 +234,8 @@ def search(
 
 
 def print_hits(query: str, hits: list[Hit]) -> None:
-    table = Table("score", "object", "where", "layer", "text", title=f"search: {query}", title_justify="left")
+    table = Table("score", Column("object", overflow="fold"), Column("where", no_wrap=True), "layer",
+                  Column("text", ratio=1), title=f"search: {query}", title_justify="left")
     for hit in hits:
         table.add_row(f"{hit.score:.4f}", f"s3://{hit.bucket}/{hit.key}", _where(hit),
                       hit.layer + (" (untrained)" if hit.untrained else ""), hit.text[:90].replace("\n", " "))
@@ -299,23 +300,25 @@ def demo(timeout: Annotated[float, typer.Option(help="Seconds to wait for indexi
             _fail(f"not every demo object was indexed; see {stack.dagster_home / 'dagster.log'}")
         searcher = Searcher(LanceIndex(stack.settings.lance_location), models_for(stack.settings))
         missed = 0
-        for query, expected_key, check in DEMO_QUERIES:
+        for query, expected, check in DEMO_QUERIES:
             hits = searcher.search(query, 3)
             print_hits(query, hits)
-            found = bool(hits) and hits[0].key == f"demo/{expected_key}" and check(hits[0])
+            found = bool(hits) and hits[0].key.removeprefix("demo/") in expected and check(hits[0])
             missed += not found
-            console.print(f"{'[green]✓' if found else '[red]✗'} expected s3://{stack.settings.bucket}/demo/"
-                          f"{expected_key} first[/]\n")
+            console.print(f"{'[green]✓' if found else '[red]✗'} expected first: {' or '.join(expected)}[/]\n")
     if missed:
         _fail(f"{missed} demo search(es) missed their known answer")
 
 
 DEMO_QUERIES = [
-    ("when did the harbour in Lisbon reopen", "speech.ogg", lambda h: abs(h.t_start - 4.5) <= 1.0),
-    ("pelican", "harbour_report.mp4", lambda h: h.layer == "scenes" and h.t_start >= 9.5),
-    ("invoice for turbine maintenance", "scanned_invoice.pdf", lambda h: h.page == 2),
-    ("board meeting in Osaka", "board_minutes.pdf", lambda h: h.page == 2),
+    ("when did Lisbon reopen", ("speech.ogg", "harbour_report.mp4"),
+     lambda h: h.layer == "transcript" and abs(h.t_start - 4.5) <= 1.0),
+    ("pelican", ("harbour_report.mp4",), lambda h: h.layer == "scenes" and h.t_start >= 9.5),
+    ("invoice for turbine maintenance", ("scanned_invoice.pdf",), lambda h: h.page == 2),
+    ("board meeting in Osaka", ("board_minutes.pdf",), lambda h: h.page == 2),
 ]
+"""(query, objects that may come first, what must hold of the first hit): the sentence about Lisbon is
+spoken at 4.5 s both in the speech clip and in the video's soundtrack."""
 
 
 def run() -> None:
