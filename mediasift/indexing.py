@@ -11,6 +11,8 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
+
 from mediasift.compute import ExtractJob
 from mediasift.errors import MediasiftError
 from mediasift.extract import Extraction
@@ -72,27 +74,33 @@ def index_versions(inbox: Inbox, stores: Stores, compute, version_hashes: list[s
         else:
             spool = stores.spool_path(version_hash)
             jobs.append(ExtractJob(version, record.content_type, str(spool) if spool.exists() else None))
+    indexed: dict[str, list[pa.Table]] = {layer: [] for layer in LAYERS}
+    finished: list[LayerOutcome] = []
     for job, result in zip(jobs, compute.extract(jobs), strict=True):
         h = job.version.version_hash
         if result.extraction is None:
             outcomes[h] = _failed(inbox, stores, job.version, result.error or "unknown error", attempt, max_attempts)
-        else:
-            outcomes[h] = _finish(inbox, stores, job.version, result.extraction)
+            continue
+        outcomes[h] = _write_feature_tables(stores, job.version, result.extraction, indexed)
+        finished.append(outcomes[h])
+    for layer, tables in indexed.items():
+        stores.index.replace_versions(layer, [o.version.version_hash for o in finished], tables)
+    for outcome in finished:
+        _mark_done(inbox, stores, outcome)
     for layer in LAYERS:
         if stores.index.ensure_vector_index(layer):
             log.info("vector_index_built layer=%s", layer)
     return [outcomes[h] for h in version_hashes]
 
 
-def _finish(inbox: Inbox, stores: Stores, version: ObjectVersion, extraction: Extraction) -> LayerOutcome:
-    outcome = _write(stores, version, extraction)
+def _mark_done(inbox: Inbox, stores: Stores, outcome: LayerOutcome) -> None:
+    version = outcome.version
     stores.spool_path(version.version_hash).unlink(missing_ok=True)
     final, superseded = inbox.mark_done(version.version_hash)
     outcome.state = final
     stale = superseded + ([] if final is State.DONE else [version.version_hash])
     outcome.removed_rows = stores.index.remove_versions(stale)
     log.info("layers_indexed uri=%s etag=%s state=%s rows=%s", version.uri, version.etag, final.value, outcome.rows)
-    return outcome
 
 
 def _failed(inbox: Inbox, stores: Stores, version: ObjectVersion, error: str, attempt: int,
@@ -108,18 +116,20 @@ def _failed(inbox: Inbox, stores: Stores, version: ObjectVersion, error: str, at
     return outcome
 
 
-def _write(stores: Stores, version: ObjectVersion, extraction: Extraction) -> LayerOutcome:
+def _write_feature_tables(stores: Stores, version: ObjectVersion, extraction: Extraction,
+                          indexed: dict[str, list[pa.Table]]) -> LayerOutcome:
+    """Write the version's Parquet files; collect its searchable rows for one index write per layer."""
     outcome = LayerOutcome(State.RUNNING, version, extractors=extraction.extractors, seconds=extraction.seconds,
                            visual_untrained=extraction.visual_untrained, modality=extraction.modality.value)
     for layer in LAYERS:
         rows = extraction.rows[layer]
         dim = rows[0].vector.shape[0] if rows and rows[0].vector is not None else TEXT_DIM
         extractor = extraction.extractors.get(layer, "none")
-        table = to_arrow(rows, version, extractor, dim)
-        stores.tables.write(layer, version.object_id, version.version_hash, table)
-        indexed = to_arrow([r for r in rows if r.indexed], version, extractor, dim)
-        stores.index.replace_version(layer, version.version_hash, indexed)
-        outcome.rows[layer], outcome.indexed_rows[layer] = len(rows), indexed.num_rows
+        stores.tables.write(layer, version.object_id, version.version_hash, to_arrow(rows, version, extractor, dim))
+        searchable = [r for r in rows if r.indexed]
+        if searchable:
+            indexed[layer].append(to_arrow(searchable, version, extractor, dim))
+        outcome.rows[layer], outcome.indexed_rows[layer] = len(rows), len(searchable)
     return outcome
 
 

@@ -64,16 +64,23 @@ class LanceIndex:
 
     def replace_version(self, layer: str, version_hash: str, rows: pa.Table) -> None:
         """This version's rows in `layer` become exactly `rows` (none: the layer holds nothing of it)."""
-        predicate = f"version_hash = '{sql_quote(version_hash)}'"
+        self.replace_versions(layer, [version_hash], [rows] if rows.num_rows else [])
+
+    def replace_versions(self, layer: str, version_hashes: list[str], tables: list[pa.Table]) -> None:
+        """These versions' rows in `layer` become exactly the rows of `tables`, in one delete and one add
+        (each Lance write is a new table version; a batch should not make hundreds)."""
+        if not version_hashes:
+            return
+        predicate = "version_hash IN (" + ", ".join(f"'{sql_quote(h)}'" for h in version_hashes) + ")"
         with self._lock:
-            if not rows.num_rows:
+            if not tables:
                 table = self.table(layer)
                 if table is not None:
                     table.delete(predicate)
                 return
-            table = self._table_for(layer, rows.schema.field("vector").type.list_size)
+            table = self._table_for(layer, tables[0].schema.field("vector").type.list_size)
             table.delete(predicate)
-            table.add(rows)
+            table.add(pa.concat_tables(tables))
 
     def remove_versions(self, version_hashes: list[str]) -> int:
         """Delete these versions' rows from every layer; returns how many rows were removed."""
