@@ -97,20 +97,15 @@ def _metadata(result: VersionResult, layer: str) -> dict:
 
 
 def _checks(stores, results: list[VersionResult], layer: str, clip_model: str):
-    hashes = ", ".join(f"'{r.layers.version.version_hash}'" for r in results)
-    mine = f"version_hash IN ({hashes})"
-    missing = stores.index.count(layer, f"{mine} AND (bucket IS NULL OR key IS NULL OR etag IS NULL OR "
-                                        f"object_id IS NULL OR extractor IS NULL)")
-    yield dg.AssetCheckResult(asset_key=_key(layer), check_name="rows_have_lineage", passed=missing == 0,
-                              metadata={"rows_without_lineage": missing})
-    table = stores.index.table(layer)
-    dim = table.schema.field("vector").type.list_size if table is not None else None
-    expected = embed_dim(clip_model) if layer == "visual" else TEXT_DIM
-    yield dg.AssetCheckResult(asset_key=_key(layer), check_name="vector_dimensions",
-                              passed=dim is None or dim == expected,
-                              metadata={"dim": dim or 0, "expected": expected})
     removed = [r.layers.version.version_hash for r in results if r.layers.state.value in ("deleted", "superseded")]
-    leftover = stores.index.count(layer, "version_hash IN (" + ", ".join(f"'{h}'" for h in removed) + ")") \
-        if removed else 0
+    health = stores.index.health(layer, [r.layers.version.version_hash for r in results], removed)
+    expected = embed_dim(clip_model) if layer == "visual" else TEXT_DIM
+    yield dg.AssetCheckResult(asset_key=_key(layer), check_name="rows_have_lineage",
+                              passed=health.rows_without_lineage == 0,
+                              metadata={"rows_without_lineage": health.rows_without_lineage})
+    yield dg.AssetCheckResult(asset_key=_key(layer), check_name="vector_dimensions",
+                              passed=health.dim in (None, expected),
+                              metadata={"dim": health.dim or 0, "expected": expected})
     yield dg.AssetCheckResult(asset_key=_key(layer), check_name="no_rows_for_removed_versions",
-                              passed=leftover == 0, metadata={"rows": leftover})
+                              passed=health.rows_of_removed_versions == 0,
+                              metadata={"rows": health.rows_of_removed_versions})

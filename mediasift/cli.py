@@ -269,7 +269,8 @@ def reconcile(bucket: Annotated[str | None, typer.Option(help="Bucket to sweep."
 
 
 @app.command()
-def receiver(host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
+def receiver(host: Annotated[str | None, typer.Option(help="Bind address (default MEDIASIFT_RECEIVER_HOST, "
+                                                     "127.0.0.1).")] = None,
              port: Annotated[int | None, typer.Option(help="Port (default MEDIASIFT_RECEIVER_PORT).")] = None) -> None:
     """Serve only the webhook receiver (production: several behind a load balancer)."""
     import uvicorn
@@ -277,7 +278,8 @@ def receiver(host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0
     from mediasift.receiver import create_app
 
     settings = _settings()
-    uvicorn.run(create_app(settings), host=host, port=port or settings.receiver_port, access_log=False)
+    uvicorn.run(create_app(settings), host=host or settings.receiver_host, port=port or settings.receiver_port,
+                access_log=False)
 
 
 @app.command()

@@ -34,12 +34,3 @@ def iter_frames(path: Path, fps: float = 4.0, max_side: int = 960) -> Iterator[t
     except av.error.FFmpegError as error:
         raise MediaError(f"cannot decode video: {error}") from error
 
-
-def duration_seconds(path: Path) -> float | None:
-    try:
-        with av.open(str(path)) as container:
-            if container.duration is None:
-                return None
-            return container.duration / av.time_base
-    except av.error.FFmpegError as error:
-        raise MediaError(f"cannot open media: {error}") from error

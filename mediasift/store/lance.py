@@ -37,6 +37,16 @@ class VectorTuning:
         return max(16, min(4096, rows // self.rows_per_partition))
 
 
+LINEAGE_COLUMNS = ("bucket", "key", "etag", "object_id", "version_hash", "extractor", "created_at")
+
+
+@dataclass(frozen=True)
+class IndexHealth:
+    rows_without_lineage: int
+    dim: int | None
+    rows_of_removed_versions: int
+
+
 class LanceIndex:
     def __init__(self, uri: str, tuning: VectorTuning | None = None):
         self.uri = uri
@@ -62,16 +72,12 @@ class LanceIndex:
                              f"a different model was configured; index into a fresh MEDIASIFT_LANCE_URI")
         return table
 
-    def replace_version(self, layer: str, version_hash: str, rows: pa.Table) -> None:
-        """This version's rows in `layer` become exactly `rows` (none: the layer holds nothing of it)."""
-        self.replace_versions(layer, [version_hash], [rows] if rows.num_rows else [])
-
     def replace_versions(self, layer: str, version_hashes: list[str], tables: list[pa.Table]) -> None:
         """These versions' rows in `layer` become exactly the rows of `tables`, in one delete and one add
         (each Lance write is a new table version; a batch should not make hundreds)."""
         if not version_hashes:
             return
-        predicate = "version_hash IN (" + ", ".join(f"'{sql_quote(h)}'" for h in version_hashes) + ")"
+        predicate = versions_predicate(version_hashes)
         with self._lock:
             if not tables:
                 table = self.table(layer)
@@ -86,7 +92,7 @@ class LanceIndex:
         """Delete these versions' rows from every layer; returns how many rows were removed."""
         if not version_hashes:
             return 0
-        predicate = "version_hash IN (" + ", ".join(f"'{sql_quote(h)}'" for h in version_hashes) + ")"
+        predicate = versions_predicate(version_hashes)
         removed = 0
         with self._lock:
             for name in self.db.list_tables().tables:
@@ -98,6 +104,18 @@ class LanceIndex:
     def count(self, layer: str, where: str | None = None) -> int:
         table = self.table(layer)
         return 0 if table is None else table.count_rows(where)
+
+    def health(self, layer: str, version_hashes: list[str], removed: list[str]) -> IndexHealth:
+        """What the asset checks assert about these versions' rows in `layer`."""
+        table = self.table(layer)
+        if table is None or not version_hashes:
+            return IndexHealth(0, None, 0)
+        lineage_missing = " OR ".join(f"{c} IS NULL" for c in LINEAGE_COLUMNS)
+        return IndexHealth(
+            rows_without_lineage=table.count_rows(f"{versions_predicate(version_hashes)} AND ({lineage_missing})"),
+            dim=table.schema.field("vector").type.list_size,
+            rows_of_removed_versions=table.count_rows(versions_predicate(removed)) if removed else 0,
+        )
 
     def ensure_vector_index(self, layer: str, force: bool = False) -> bool:
         """Build the tuned ANN index once a table is big enough (rebuild it when forced). Until then
@@ -116,6 +134,10 @@ class LanceIndex:
             num_sub_vectors=max(1, dim // self.tuning.sub_vector_dims)), replace=True)
         table.optimize()
         return True
+
+
+def versions_predicate(version_hashes: list[str]) -> str:
+    return "version_hash IN (" + ", ".join(f"'{sql_quote(h)}'" for h in version_hashes) + ")"
 
 
 def sql_quote(value: str) -> str:

@@ -5,7 +5,7 @@ import numpy as np
 from mediasift.identity import ObjectVersion
 from mediasift.layers.rows import Row
 from mediasift.search import fuse
-from mediasift.store.lance import LanceIndex, VectorTuning
+from mediasift.store.lance import IndexHealth, LanceIndex, VectorTuning
 from mediasift.store.parquet import FeatureTables
 from mediasift.store.records import to_arrow
 from mediasift.testing import embedding_like_vectors, synthetic_rows
@@ -20,8 +20,9 @@ def rows(texts: list[str]) -> list[Row]:
 
 def test_rerunning_a_version_replaces_its_rows(tmp_path):
     index = LanceIndex(str(tmp_path))
-    index.replace_version("pages", VERSION.version_hash, to_arrow(rows(["one", "two", "three"]), VERSION, "x@1", 384))
-    index.replace_version("pages", VERSION.version_hash, to_arrow(rows(["uno", "dos"]), VERSION, "x@2", 384))
+    h = [VERSION.version_hash]
+    index.replace_versions("pages", h, [to_arrow(rows(["one", "two", "three"]), VERSION, "x@1", 384)])
+    index.replace_versions("pages", h, [to_arrow(rows(["uno", "dos"]), VERSION, "x@2", 384)])
     table = index.table("pages").to_arrow().to_pylist()
     assert sorted(r["text"] for r in table) == ["dos", "uno"]
     assert {r["etag"] for r in table} == {"abc"} and {r["extractor"] for r in table} == {"x@2"}
@@ -29,10 +30,12 @@ def test_rerunning_a_version_replaces_its_rows(tmp_path):
 
 def test_empty_rerun_and_removal_leave_nothing(tmp_path):
     index = LanceIndex(str(tmp_path))
-    index.replace_version("pages", VERSION.version_hash, to_arrow(rows(["one"]), VERSION, "x@1", 384))
-    index.replace_version("pages", VERSION.version_hash, to_arrow([], VERSION, "x@1", 384))
+    h = [VERSION.version_hash]
+    index.replace_versions("pages", h, [to_arrow(rows(["one"]), VERSION, "x@1", 384)])
+    index.replace_versions("pages", h, [])
     assert index.count("pages") == 0
-    index.replace_version("pages", VERSION.version_hash, to_arrow(rows(["one"]), VERSION, "x@1", 384))
+    index.replace_versions("pages", h, [to_arrow(rows(["one"]), VERSION, "x@1", 384)])
+    assert index.health("pages", h, h) == IndexHealth(0, 384, 1)
     assert index.remove_versions([VERSION.version_hash, "no-such'version"]) == 1
     assert index.count("pages") == 0
 
