@@ -48,10 +48,11 @@ def object_version(context: dg.AssetExecutionContext, inbox: InboxResource, s3: 
                    index: IndexResource, compute: ComputeResource):
     """Reads each object version of the run (one, or a batch) and extracts and indexes its layers."""
     stores = index.get()
-    results = process_batch(inbox.get(), s3.get(), stores, compute.get(), list(context.partition_keys),
-                            run_id=context.run.run_id, attempt=context.retry_number + 1,
-                            max_attempts=inbox.max_attempts, lease_seconds=inbox.lease_seconds)
-    for result in results:
+    results = []
+    for result in process_batch(inbox.get(), s3.get(), stores, compute.get(), list(context.partition_keys),
+                                run_id=context.run.run_id, attempt=context.retry_number + 1,
+                                max_attempts=inbox.max_attempts, lease_seconds=inbox.lease_seconds):
+        results.append(result)
         if not result.failed:
             _log_materializations(context, result)
     for layer in LAYERS:

@@ -99,6 +99,7 @@ def pure_extraction(stack: Stack, storage: Storage, objects: list[Path]) -> floa
                                sniff_content_type(path.read_bytes()[:8192])))
     wait_settled(Inbox(stack.settings.inbox_url), stack.settings.bucket,
                  {job.version.key: job.version.etag for job in jobs}, timeout=3600)
+    _wait_for_idle_runs(stack)
     try:
         compute.extract(jobs[: stack.settings.ray_actors * 4])
         started = time.perf_counter()
@@ -110,6 +111,18 @@ def pure_extraction(stack: Stack, storage: Storage, objects: list[Path]) -> floa
     if failed:
         raise RuntimeError(f"pure extraction failed for {len(failed)} objects: {failed[:3]}")
     return elapsed
+
+
+def _wait_for_idle_runs(stack: Stack, timeout: float = 600) -> None:
+    """Objects are done before their run has logged its last events; let those runs end first."""
+    import dagster as dg
+
+    instance = dg.DagsterInstance.from_config(str(stack.dagster_home))
+    busy = dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING,
+                                   dg.DagsterRunStatus.STARTED])
+    deadline = time.monotonic() + timeout
+    while instance.get_runs_count(busy) and time.monotonic() < deadline:
+        time.sleep(0.5)
 
 
 def _run_count(stack: Stack) -> int:

@@ -1,7 +1,9 @@
 """Where extraction runs: inline (in the calling process) or on Ray actors that keep their models warm.
 
-Both take a list of `ExtractJob`s and return one `JobResult` per job, in order; nothing here writes to
-the stores (the caller does, idempotently per version). A worker reads the object itself (pinned to its
+Both take a list of `ExtractJob`s and hand back one `JobResult` per job, either all in order (`extract`) or
+in small groups as they finish (`as_completed`, so a run can index and report its first objects while the
+rest are still being extracted); nothing here writes to the stores (the caller does, idempotently per
+version). A worker reads the object itself (pinned to its
 ETag), so Ray workers on other machines need only the S3 settings, never the driver's disk.
 
 On Ray, workers are actors with `max_restarts`/`max_task_retries`: a worker killed mid-batch is restarted
@@ -15,7 +17,8 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Sequence
+from collections import defaultdict, deque
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +33,7 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "token")
 log = logging.getLogger(__name__)
 ACTOR_PREFIX = "mediasift-extractor"
+QUEUE_DEPTH = 2
 RAY_NAMESPACE = "mediasift"
 
 
@@ -43,6 +47,7 @@ class ExtractJob:
 
 @dataclass
 class JobResult:
+    job: ExtractJob
     extraction: Extraction | None = None
     error: str | None = None
 
@@ -78,10 +83,10 @@ class Worker:
         try:
             if local is None:
                 self.storage.read(job.version, path)
-            return JobResult(extract(path, job.version, job.content_type, self.models))
+            return JobResult(job, extract(path, job.version, job.content_type, self.models))
         except Exception as error:  # returned, not raised: one bad object must not fail its batch
             log.warning("extract_failed uri=%s etag=%s error=%s", job.version.uri, job.version.etag, error)
-            return JobResult(error=f"{type(error).__name__}: {error}")
+            return JobResult(job, error=f"{type(error).__name__}: {error}")
         finally:
             if local is None:
                 path.unlink(missing_ok=True)
@@ -93,14 +98,30 @@ class Worker:
         return os.getpid()
 
 
-class InlineCompute:
+class Compute:
+    name: str
+
+    def as_completed(self, jobs: Sequence[ExtractJob]) -> Iterator[list[JobResult]]:
+        raise NotImplementedError
+
+    def extract(self, jobs: Sequence[ExtractJob]) -> list[JobResult]:
+        """Every result, in the order of `jobs` (results from Ray are copies: matched by value)."""
+        done: dict[ExtractJob, list[JobResult]] = defaultdict(list)
+        for group in self.as_completed(jobs):
+            for result in group:
+                done[result.job].append(result)
+        return [done[job].pop() for job in jobs]
+
+
+class InlineCompute(Compute):
     name = "inline"
 
     def __init__(self, config: WorkerConfig):
         self.worker = Worker(config)
 
-    def extract(self, jobs: Sequence[ExtractJob]) -> list[JobResult]:
-        return self.worker.run(jobs)
+    def as_completed(self, jobs: Sequence[ExtractJob]) -> Iterator[list[JobResult]]:
+        for job in jobs:
+            yield self.worker.run([job])
 
     def load_counts(self) -> list[dict[str, int]]:
         return [self.worker.load_counts()]
@@ -109,7 +130,7 @@ class InlineCompute:
         pass
 
 
-class RayCompute:
+class RayCompute(Compute):
     """A pool of extraction actors. `address=None` starts a private local Ray (tests, one-off runs)."""
 
     name = "ray"
@@ -133,15 +154,27 @@ class RayCompute:
             for i in range(actors)
         ]
 
-    def extract(self, jobs: Sequence[ExtractJob]) -> list[JobResult]:
-        from ray.util import ActorPool
+    def as_completed(self, jobs: Sequence[ExtractJob]) -> Iterator[list[JobResult]]:
+        """One group per actor batch, in the order the batches finish. Each actor gets up to `QUEUE_DEPTH`
+        batches ahead, topped up before a finished group is handed back, so the actors keep working while
+        the caller writes what came back. (Ray's ActorPool submits only when the caller asks for more.)"""
+        import ray
 
-        batches = [list(jobs[i:i + self.batch_size]) for i in range(0, len(jobs), self.batch_size)]
-        pool = ActorPool(self.actors)
-        results: list[JobResult] = []
-        for batch_results in pool.map(lambda actor, batch: actor.run.remote(batch), batches):
-            results.extend(batch_results)
-        return results
+        waiting = deque(list(jobs[i:i + self.batch_size]) for i in range(0, len(jobs), self.batch_size))
+        load = [0] * len(self.actors)
+        running: dict[ray.ObjectRef, int] = {}
+        self._top_up(waiting, load, running)
+        while running:
+            (ready,), _ = ray.wait(list(running), num_returns=1)
+            load[running.pop(ready)] -= 1
+            self._top_up(waiting, load, running)
+            yield ray.get(ready)
+
+    def _top_up(self, waiting: deque, load: list[int], running: dict) -> None:
+        while waiting and min(load) < QUEUE_DEPTH:
+            actor = load.index(min(load))
+            running[self.actors[actor].run.remote(waiting.popleft())] = actor
+            load[actor] += 1
 
     def load_counts(self) -> list[dict[str, int]]:
         import ray
@@ -177,7 +210,7 @@ def start_ray(address: str | None) -> bool:
 def compute_for(settings: Settings) -> InlineCompute | RayCompute:
     """`MEDIASIFT_RAY`: off (inline), local (a private local Ray), or a cluster address."""
     config = WorkerConfig(settings)
-    if settings.ray in ("", "off", "inline"):
+    if not settings.uses_ray:
         return InlineCompute(config)
     address = None if settings.ray == "local" else settings.ray
     return RayCompute(config, address, actors=settings.ray_actors, batch_size=settings.ray_batch_size)

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     ray: str = Field(default="off", description="off (inline), local (private local Ray) or a cluster address")
     ray_actors: int = 2
     ray_batch_size: int = 4
+    max_concurrent_runs: int | None = Field(
+        default=None, description="Dagster runs at once; default 2 inline (each loads the models), 6 on Ray "
+                                  "(runs only coordinate, and batches must overlap to keep the actors busy)")
 
     sensor_interval_s: int = 5
     sensor_batch_size: int = 200
@@ -63,6 +66,14 @@ class Settings(BaseSettings):
     @property
     def inbox_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.home / 'inbox.db').resolve()}"
+
+    @property
+    def uses_ray(self) -> bool:
+        return self.ray not in ("", "off", "inline")
+
+    @property
+    def concurrent_runs(self) -> int:
+        return self.max_concurrent_runs or (6 if self.uses_ray else 2)
 
     @property
     def derived_path(self) -> Path:

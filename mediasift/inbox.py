@@ -299,6 +299,16 @@ class Inbox:
             ).first()
         return _version(row) if row else None
 
+    def versions(self, version_hashes: list[str]) -> dict[str, VersionRecord]:
+        """The known ones of these versions, in one query per 500 (for callers that poll many)."""
+        found: dict[str, VersionRecord] = {}
+        with self._read() as conn:
+            for i in range(0, len(version_hashes), 500):
+                chunk = version_hashes[i:i + 500]
+                for row in conn.execute(select(versions_table).where(versions_table.c.version_hash.in_(chunk))):
+                    found[row.version_hash] = _version(row)
+        return found
+
     def versions_of(self, bucket: str, key: str) -> list[VersionRecord]:
         with self._read() as conn:
             rows = conn.execute(

@@ -8,6 +8,7 @@ newer version supersedes older ones, their rows leave the index in the same step
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,11 +52,16 @@ class Stores:
         return self.spool / f"{version_hash}.bin"
 
 
+INDEX_FLUSH = 16
+"""Extracted versions per index write: few enough that a batch run reports its first objects within
+seconds, many enough that each Lance table gets a handful of commits per run, not one per object."""
+
+
 def index_versions(inbox: Inbox, stores: Stores, compute, version_hashes: list[str], *, attempt: int,
-                   max_attempts: int) -> list[LayerOutcome]:
-    """Index a batch of versions: removals are done here, extractions go to `compute` in one call (so a Ray
-    pool works on them in parallel), and each result is written or recorded as a failure on its own."""
-    outcomes: dict[str, LayerOutcome] = {}
+                   max_attempts: int) -> Iterator[LayerOutcome]:
+    """Index a batch of versions, yielding each outcome as soon as it is final. Removals are done first;
+    extractions go to `compute` in one call (so a Ray pool works on them in parallel) and are written as
+    they finish, every `INDEX_FLUSH` versions, each failure recorded on its own."""
     jobs: list[ExtractJob] = []
     for version_hash in version_hashes:
         record = inbox.version(version_hash)
@@ -63,34 +69,52 @@ def index_versions(inbox: Inbox, stores: Stores, compute, version_hashes: list[s
             raise MediasiftError(f"version {version_hash} is not in the inbox")
         version = object_version(record)
         if record.state is State.DELETED:
-            outcomes[version_hash] = _remove(stores, version, State.DELETED, parquet=True)
+            yield _remove(stores, version, State.DELETED, parquet=True)
         elif record.state is State.SUPERSEDED:
-            outcomes[version_hash] = _remove(stores, version, State.SUPERSEDED, parquet=False)
+            yield _remove(stores, version, State.SUPERSEDED, parquet=False)
         elif record.state is State.DONE and attempt > 1:
-            outcomes[version_hash] = LayerOutcome(State.DONE, version)
+            yield LayerOutcome(State.DONE, version)
         elif record.content_type is None:
-            outcomes[version_hash] = _failed(inbox, stores, version, "MediasiftError: not read by source_object",
-                                             attempt, max_attempts)
+            yield _failed(inbox, stores, version, "MediasiftError: not read by source_object", attempt, max_attempts)
         else:
             spool = stores.spool_path(version_hash)
             jobs.append(ExtractJob(version, record.content_type, str(spool) if spool.exists() else None))
-    indexed: dict[str, list[pa.Table]] = {layer: [] for layer in LAYERS}
-    finished: list[LayerOutcome] = []
-    for job, result in zip(jobs, compute.extract(jobs), strict=True):
-        h = job.version.version_hash
-        if result.extraction is None:
-            outcomes[h] = _failed(inbox, stores, job.version, result.error or "unknown error", attempt, max_attempts)
-            continue
-        outcomes[h] = _write_feature_tables(stores, job.version, result.extraction, indexed)
-        finished.append(outcomes[h])
-    for layer, tables in indexed.items():
-        stores.index.replace_versions(layer, [o.version.version_hash for o in finished], tables)
-    for outcome in finished:
-        _mark_done(inbox, stores, outcome)
+    pending = _PendingIndex()
+    for results in compute.as_completed(jobs):
+        for result in results:
+            if result.extraction is None:
+                yield _failed(inbox, stores, result.job.version, result.error or "unknown error", attempt,
+                              max_attempts)
+            else:
+                pending.add(_write_feature_tables(stores, result.job.version, result.extraction, pending.tables))
+        if len(pending.outcomes) >= INDEX_FLUSH:
+            yield from pending.flush(inbox, stores)
+    yield from pending.flush(inbox, stores)
     for layer in LAYERS:
         if stores.index.ensure_vector_index(layer):
             log.info("vector_index_built layer=%s", layer)
-    return [outcomes[h] for h in version_hashes]
+
+
+@dataclass
+class _PendingIndex:
+    """Versions whose feature tables are written and whose searchable rows wait for one index write."""
+
+    outcomes: list[LayerOutcome] = field(default_factory=list)
+    tables: dict[str, list[pa.Table]] = field(default_factory=lambda: {layer: [] for layer in LAYERS})
+
+    def add(self, outcome: LayerOutcome) -> None:
+        self.outcomes.append(outcome)
+
+    def flush(self, inbox: Inbox, stores: Stores) -> Iterator[LayerOutcome]:
+        if not self.outcomes:
+            return
+        hashes = [o.version.version_hash for o in self.outcomes]
+        for layer, tables in self.tables.items():
+            stores.index.replace_versions(layer, hashes, tables)
+        outcomes, self.outcomes, self.tables = self.outcomes, [], {layer: [] for layer in LAYERS}
+        for outcome in outcomes:
+            _mark_done(inbox, stores, outcome)
+            yield outcome
 
 
 def _mark_done(inbox: Inbox, stores: Stores, outcome: LayerOutcome) -> None:

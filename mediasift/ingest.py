@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mediasift.identity import version_hash
-from mediasift.inbox import Inbox, State
+from mediasift.inbox import Inbox, State, VersionRecord
 
 SETTLED = (State.DONE, State.FAILED, State.SUPERSEDED, State.DELETED)
 
@@ -40,7 +40,8 @@ def wait_settled(inbox: Inbox, bucket: str, uploaded: dict[str, str], *, timeout
     hashes = {key: version_hash(bucket, key, etag) for key, etag in uploaded.items()}
     deadline = time.monotonic() + timeout
     while True:
-        states = {key: _state(inbox, h) for key, h in hashes.items()}
+        records = inbox.versions(list(hashes.values()))
+        states = {key: _state(records.get(h)) for key, h in hashes.items()}
         settled = sum(1 for s in states.values() if s in SETTLED)
         if on_progress:
             on_progress(settled)
@@ -49,8 +50,7 @@ def wait_settled(inbox: Inbox, bucket: str, uploaded: dict[str, str], *, timeout
         time.sleep(poll)
 
 
-def _state(inbox: Inbox, version_hash_: str) -> State | None:
-    record = inbox.version(version_hash_)
+def _state(record: VersionRecord | None) -> State | None:
     if record is None:
         return None
     if record.state is State.FAILED and not record.in_dlq:

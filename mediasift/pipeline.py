@@ -8,6 +8,7 @@ A retry skips versions an earlier attempt already finished.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from mediasift.inbox import Inbox, State
@@ -29,26 +30,18 @@ class VersionResult:
 
 
 def process_batch(inbox: Inbox, storage: Storage, stores: Stores, compute, version_hashes: list[str], *,
-                  run_id: str, attempt: int, max_attempts: int, lease_seconds: float) -> list[VersionResult]:
-    sources: dict[str, Outcome | None] = {}
-    errors: dict[str, str] = {}
+                  run_id: str, attempt: int, max_attempts: int, lease_seconds: float) -> Iterator[VersionResult]:
+    """Yields each version's result as soon as it is final, so the caller can report it while the rest of
+    the batch is still being extracted."""
+    sources: dict[str, Outcome] = {}
     for h in version_hashes:
         try:
             sources[h] = process_version(inbox, storage, h, inbox.latest_kind(h), run_id=run_id, attempt=attempt,
                                          max_attempts=max_attempts, lease_seconds=lease_seconds,
                                          spool=stores.spool_path(h))
         except Exception as error:  # recorded in the inbox by process_version; the batch goes on
-            sources[h], errors[h] = None, f"{type(error).__name__}: {error}"
-    readable = [h for h in version_hashes if sources[h] is not None]
-    layered = dict(zip(readable, index_versions(inbox, stores, compute, readable, attempt=attempt,
-                                                max_attempts=max_attempts), strict=True))
-    results = []
-    for h in version_hashes:
-        if h in layered:
-            results.append(VersionResult(sources[h], layered[h]))
-            continue
-        record = inbox.version(h)
-        failed = LayerOutcome(State.FAILED, object_version(record))
-        failed.error = errors[h]
-        results.append(VersionResult(None, failed))
-    return results
+            failed = LayerOutcome(State.FAILED, object_version(inbox.version(h)))
+            failed.error = f"{type(error).__name__}: {error}"
+            yield VersionResult(None, failed)
+    for layers in index_versions(inbox, stores, compute, list(sources), attempt=attempt, max_attempts=max_attempts):
+        yield VersionResult(sources[layers.version.version_hash], layers)

@@ -12,12 +12,13 @@ import time
 import numpy as np
 import pytest
 
+from mediasift import indexing
 from mediasift.compute import ExtractJob, InlineCompute, RayCompute, WorkerConfig
 from mediasift.config import Settings
 from mediasift.events import EventKind, NotificationEvent, Source
 from mediasift.identity import ObjectVersion
 from mediasift.inbox import Inbox, State
-from mediasift.indexing import index_versions, stores_from
+from mediasift.indexing import Stores, index_versions, stores_from
 from mediasift.layers.rows import LAYERS
 from mediasift.samples import write_samples
 from mediasift.storage import sniff_content_type
@@ -55,6 +56,7 @@ def test_inline_and_ray_produce_identical_rows(samples, ray_compute):
     on_ray = ray_compute.extract(jobs)
     assert len(inline) == len(on_ray) == len(jobs)
     for job, a, b in zip(jobs, inline, on_ray, strict=True):
+        assert a.job == b.job == job
         assert a.error is None and b.error is None, job.version.key
         assert comparable(a.extraction) == comparable(b.extraction), job.version.key
         for layer in LAYERS:
@@ -78,7 +80,8 @@ def test_ray_listens_on_loopback_only(ray_compute):
         assert local.startswith(("127.0.0.1:", "[::ffff:127.0.0.1]:")), line
 
 
-def test_worker_killed_mid_batch_is_retried_without_duplicate_rows(samples, tmp_path):
+def read_by_source_step(samples, tmp_path) -> tuple[Inbox, Stores, list[str]]:
+    """Inbox and stores as the source step leaves them: every sample recorded and spooled, none indexed."""
     inbox = Inbox(f"sqlite:///{tmp_path / 'inbox.db'}")
     stores = stores_from(tmp_path / "derived", str(tmp_path / "lance"), tmp_path / "spool")
     hashes = []
@@ -89,12 +92,41 @@ def test_worker_killed_mid_batch_is_retried_without_duplicate_rows(samples, tmp_
                              sha256="0" * 64, size=path.stat().st_size)
         shutil.copy(path, stores.spool_path(event.version_hash))
         hashes.append(event.version_hash)
+    return inbox, stores, hashes
+
+
+def test_first_objects_are_indexed_while_the_rest_are_still_extracted(samples, tmp_path, ray_compute,
+                                                                      monkeypatch):
+    monkeypatch.setattr(indexing, "INDEX_FLUSH", 1)
+    inbox, stores, hashes = read_by_source_step(samples, tmp_path)
+    handed_back = []
+
+    class Counting:
+        def as_completed(self, jobs):
+            for group in ray_compute.as_completed(jobs):
+                handed_back.append(len(group))
+                yield group
+
+    outcomes = indexing.index_versions(inbox, stores, Counting(), hashes, attempt=1, max_attempts=3)
+    first = next(outcomes)
+    groups_when_first = len(handed_back)
+    rest = list(outcomes)
+    assert len(handed_back) == -(-len(hashes) // ray_compute.batch_size) > groups_when_first == 1
+    assert inbox.version(first.version.version_hash).state is State.DONE
+    assert sum(first.indexed_rows.values()) > 0
+    for layer, count in first.indexed_rows.items():
+        assert stores.index.count(layer, f"version_hash = '{first.version.version_hash}'") == count
+    assert sorted(o.version.version_hash for o in [first, *rest]) == sorted(hashes)
+
+
+def test_worker_killed_mid_batch_is_retried_without_duplicate_rows(samples, tmp_path):
+    inbox, stores, hashes = read_by_source_step(samples, tmp_path)
     compute = RayCompute(WorkerConfig(Settings()), address=None, actors=1, batch_size=len(hashes))
     (before,) = compute.pids()
     killer = threading.Thread(target=_kill_when_busy, args=(before,))
     killer.start()
     try:
-        outcomes = index_versions(inbox, stores, compute, hashes, attempt=1, max_attempts=3)
+        outcomes = list(index_versions(inbox, stores, compute, hashes, attempt=1, max_attempts=3))
         killer.join()
         (after,) = compute.pids()
     finally:

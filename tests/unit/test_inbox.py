@@ -119,6 +119,17 @@ def test_content_facts_are_recorded_while_the_version_keeps_running(inbox):
         State.RUNNING, "application/pdf", "f" * 64, 99)
 
 
+def test_many_versions_are_looked_up_at_once_and_unknown_ones_left_out(inbox):
+    events = [created(f"k{i}") for i in range(1_203)]
+    inbox.append(events)
+    inbox.claim(events[7].version_hash, "run-1", 60)
+    wanted = [e.version_hash for e in events] + ["0" * 16]
+    found = inbox.versions(wanted)
+    assert set(found) == {e.version_hash for e in events}
+    assert found[events[7].version_hash].state is State.RUNNING
+    assert found[events[1_202].version_hash].key == "k1202"
+
+
 def test_final_failure_goes_to_the_dead_letter_queue(inbox):
     inbox.append([created("a"), created("b")])
     inbox.mark_failed(created("a").version_hash, "ValueError: corrupt", dead_letter=False)
