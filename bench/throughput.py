@@ -1,20 +1,25 @@
 """A burst of mixed small objects through the whole pipeline: per-object runs vs batched runs vs pure
 extraction on warm Ray actors.
 
-    python bench/throughput.py [--objects 200] [--batch-size 50] [--skip-per-object] [--json]
+    python bench/throughput.py [--objects 200] [--batch-size 100] [--sensor-interval 5] [--skip-per-object] [--json]
 
 Each pipeline mode runs on its own embedded stack (SeaweedFS webhook → receiver → inbox → Dagster daemon
 → runs) with a local Ray head, from the first upload to the last object `done`. Pure extraction is the
 same jobs handed straight to the same warm actors (each worker still reads its object from S3). The
-orchestration overhead of a mode is its end-to-end time divided by the pure extraction time.
+orchestration overhead of a mode is its end-to-end time divided by the pure extraction time. For the
+batched burst it also prints where the machine's CPU went, by process role (read from /proc): on a small
+machine the orchestration competes with the actors for the same cores.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
+import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 from PIL import ImageDraw
@@ -28,7 +33,7 @@ from mediasift.inbox import Inbox, State
 from mediasift.ingest import wait_settled
 from mediasift.samples import SPEECH, scene_image, write_text_pdf, write_video
 from mediasift.stack import DagsterMode, Stack
-from mediasift.storage import Storage, sniff_content_type
+from mediasift.storage import Storage
 
 TARGET = 1.15
 MIX = {"image": 0.4, "pdf": 0.3, "audio": 0.2, "video": 0.1}
@@ -68,8 +73,57 @@ def _kind_for(i: int, count: int) -> str:
     return "video"
 
 
-def pipeline(objects: list[Path], batch_size: int, home: Path, pure: bool) -> dict:
-    settings = Settings(home=home, ray="local", run_batch_size=batch_size, run_batch_max_wait_s=5.0)
+class CpuByRole:
+    """CPU seconds used by each kind of process while the block runs, sampled from /proc."""
+
+    ROLES = (("ray::Worker", "Ray extraction actors"), ("multiprocessing.spawn", "Dagster run processes"),
+             ("dagster", "Dagster daemon + code server"), ("weed", "SeaweedFS"), ("ray", "Ray head"),
+             ("throughput.py", "receiver + this benchmark"))
+
+    def __init__(self) -> None:
+        self.seen: dict[int, tuple[str, float]] = {}
+        self.start: dict[int, float] = {}
+        self.stopped = threading.Event()
+
+    def _sample(self) -> None:
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            seconds = (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+            known = self.seen.get(int(pid))
+            role = known[0] if known and not command else next((r for k, r in self.ROLES if k in command), "other")
+            self.seen[int(pid)] = (role, seconds)
+
+    def __enter__(self) -> CpuByRole:
+        self._sample()
+        self.start = {pid: seconds for pid, (_, seconds) in self.seen.items()}
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+        self.thread.start()
+        return self
+
+    def _poll(self) -> None:
+        """Often enough to see a short-lived run process before it exits."""
+        while not self.stopped.wait(0.3):
+            self._sample()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopped.set()
+        self.thread.join()
+        self._sample()
+
+    def totals(self) -> dict[str, float]:
+        used: Counter[str] = Counter()
+        for pid, (role, seconds) in self.seen.items():
+            used[role] += seconds - self.start.get(pid, 0.0)
+        return {role: round(seconds, 1) for role, seconds in used.most_common() if seconds >= 0.5}
+
+
+def pipeline(objects: list[Path], batch_size: int, home: Path, pure: bool, sensor_interval: int) -> dict:
+    settings = Settings(home=home, ray="local", run_batch_size=batch_size, run_batch_max_wait_s=5.0,
+                        sensor_interval_s=sensor_interval)
     with Stack(settings, DagsterMode.DAEMON) as stack:
         storage = Storage.from_settings(stack.settings)
         bucket = stack.settings.bucket
@@ -78,9 +132,11 @@ def pipeline(objects: list[Path], batch_size: int, home: Path, pure: bool) -> di
             result["pure_s"] = pure_extraction(stack, storage, objects)
         runs_before = _run_count(stack)
         started = time.perf_counter()
-        uploaded = {f"burst/{p.name}": storage.upload(p, bucket, f"burst/{p.name}") for p in objects}
-        states = wait_settled(Inbox(stack.settings.inbox_url), bucket, uploaded, timeout=3600, poll=0.25)
+        with CpuByRole() as cpu:
+            uploaded = {f"burst/{p.name}": storage.upload(p, bucket, f"burst/{p.name}") for p in objects}
+            states = wait_settled(Inbox(stack.settings.inbox_url), bucket, uploaded, timeout=3600, poll=0.25)
         result["end_to_end_s"] = time.perf_counter() - started
+        result["cpu_s"] = cpu.totals()
         result["done"] = sum(1 for s in states.values() if s is State.DONE)
         result["runs"] = _run_count(stack) - runs_before
         return result
@@ -95,8 +151,7 @@ def pure_extraction(stack: Stack, storage: Storage, objects: list[Path]) -> floa
     for path in objects:
         key = f"pure/{path.name}"
         etag = storage.upload(path, stack.settings.bucket, key)
-        jobs.append(ExtractJob(ObjectVersion(stack.settings.bucket, key, etag),
-                               sniff_content_type(path.read_bytes()[:8192])))
+        jobs.append(ExtractJob(ObjectVersion(stack.settings.bucket, key, etag)))
     wait_settled(Inbox(stack.settings.inbox_url), stack.settings.bucket,
                  {job.version.key: job.version.etag for job in jobs}, timeout=3600)
     _wait_for_idle_runs(stack)
@@ -135,7 +190,8 @@ def _run_count(stack: Stack) -> int:
 def report(rows: list[dict], count: int, console: Console) -> None:
     pure = next(r["seconds"] for r in rows if r["mode"] == "pure extraction (warm actors)")
     table = Table("mode", "objects", "runs", "seconds", "objects/min", "overhead (÷ pure)",
-                  title=f"{count} mixed small objects (40% images, 30% PDFs, 20% audio, 10% video), 2 cores")
+                  title=f"{count} mixed small objects (40% images, 30% PDFs, 20% audio, 10% video), "
+                        f"{os.cpu_count()} cores")
     for row in rows:
         table.add_row(row["mode"], str(row["objects"]), str(row.get("runs", "-")), f"{row['seconds']:.1f}",
                       f"{row['objects'] / row['seconds'] * 60:.0f}", f"{row['seconds'] / pure:.2f}")
@@ -144,25 +200,34 @@ def report(rows: list[dict], count: int, console: Console) -> None:
     ratio = batched["seconds"] / pure
     console.print(f"target for batched runs: overhead ≤ {TARGET}: {'met' if ratio <= TARGET else 'NOT met'} "
                   f"({ratio:.2f})")
+    cpu = Table("process role", "CPU seconds", "share",
+                title=f"CPU during the batched burst ({batched['seconds']:.0f} s × {os.cpu_count()} cores = "
+                      f"{batched['seconds'] * (os.cpu_count() or 1):.0f} CPU-seconds available)")
+    total = sum(batched["cpu_s"].values())
+    for role, seconds in batched["cpu_s"].items():
+        cpu.add_row(role, f"{seconds:.1f}", f"{seconds / total:.0%}")
+    console.print(cpu)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--objects", type=int, default=200)
-    parser.add_argument("--batch-size", type=int, default=50)
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--sensor-interval", type=int, default=Settings().sensor_interval_s)
     parser.add_argument("--skip-per-object", action="store_true", help="skip the slow run-per-object mode")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         objects = make_objects(Path(tmp) / "objects", args.objects)
-        batched = pipeline(objects, args.batch_size, Path(tmp) / "batched", pure=True)
+        batched = pipeline(objects, args.batch_size, Path(tmp) / "batched", pure=True,
+                           sensor_interval=args.sensor_interval)
         rows = [
             {"mode": "pure extraction (warm actors)", "objects": len(objects), "seconds": batched["pure_s"]},
             {"mode": f"batched runs (≤{args.batch_size} per run)", "objects": batched["done"],
-             "runs": batched["runs"], "seconds": batched["end_to_end_s"]},
+             "runs": batched["runs"], "seconds": batched["end_to_end_s"], "cpu_s": batched["cpu_s"]},
         ]
         if not args.skip_per_object:
-            single = pipeline(objects, 1, Path(tmp) / "single", pure=False)
+            single = pipeline(objects, 1, Path(tmp) / "single", pure=False, sensor_interval=args.sensor_interval)
             rows.append({"mode": "a run per object", "objects": single["done"], "runs": single["runs"],
                          "seconds": single["end_to_end_s"]})
     if args.json:

@@ -3,8 +3,9 @@
 Both take a list of `ExtractJob`s and hand back one `JobResult` per job, either all in order (`extract`) or
 in small groups as they finish (`as_completed`, so a run can index and report its first objects while the
 rest are still being extracted); nothing here writes to the stores (the caller does, idempotently per
-version). A worker reads the object itself (pinned to its
-ETag), so Ray workers on other machines need only the S3 settings, never the driver's disk.
+version). A worker reads the object itself, pinned to its ETag and hashed and sniffed as it streams, so
+each object is read once, where it is extracted, and Ray workers on other machines need only the S3
+settings, never the driver's disk.
 
 On Ray, workers are actors with `max_restarts`/`max_task_retries`: a worker killed mid-batch is restarted
 and its batch retried, so a result still arrives exactly once per job. Actors are named; against a
@@ -23,9 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mediasift.config import Settings, secret
+from mediasift.errors import VersionChanged
 from mediasift.extract import Extraction, extract
 from mediasift.identity import ObjectVersion
-from mediasift.storage import Storage
+from mediasift.storage import Fetched, Storage
 
 # Read by Ray when it is imported: loopback listeners only, and token auth (Ray's own default for new local
 # clusters; RAY_AUTH_MODE=disabled joins a cluster that runs without it).
@@ -40,15 +42,16 @@ RAY_NAMESPACE = "mediasift"
 @dataclass(frozen=True)
 class ExtractJob:
     version: ObjectVersion
-    content_type: str
-    spool: str | None = None
-    """A local copy already read by the source step, used when the worker runs on the same machine."""
 
 
 @dataclass
 class JobResult:
     job: ExtractJob
+    fetched: Fetched | None = None
+    """What the worker read: size, sha256 and the content type sniffed from the bytes."""
     extraction: Extraction | None = None
+    superseded: str | None = None
+    """Set when the notified version could no longer be read (overwritten since): nothing to extract."""
     error: str | None = None
 
 
@@ -78,18 +81,17 @@ class Worker:
         return [self._one(job) for job in jobs]
 
     def _one(self, job: ExtractJob) -> JobResult:
-        local = Path(job.spool) if job.spool and Path(job.spool).exists() else None
-        path = local or self.spool / f"{job.version.version_hash}.bin"
+        path = self.spool / f"{job.version.version_hash}.bin"
         try:
-            if local is None:
-                self.storage.read(job.version, path)
-            return JobResult(job, extract(path, job.version, job.content_type, self.models))
+            fetched = self.storage.read(job.version, path)
+            return JobResult(job, fetched, extract(path, job.version, fetched.content_type, self.models))
+        except VersionChanged as changed:
+            return JobResult(job, superseded=str(changed))
         except Exception as error:  # returned, not raised: one bad object must not fail its batch
             log.warning("extract_failed uri=%s etag=%s error=%s", job.version.uri, job.version.etag, error)
             return JobResult(job, error=f"{type(error).__name__}: {error}")
         finally:
-            if local is None:
-                path.unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
 
     def load_counts(self) -> dict[str, int]:
         return dict(self.models.load_counts)

@@ -21,6 +21,7 @@ from mediasift.identity import ObjectVersion
 from mediasift.inbox import Inbox, State
 from mediasift.layers.rows import LAYERS
 from mediasift.source import object_version
+from mediasift.storage import Fetched
 from mediasift.store.lance import TEXT_DIM, LanceIndex
 from mediasift.store.parquet import FeatureTables
 from mediasift.store.records import to_arrow
@@ -39,6 +40,7 @@ class LayerOutcome:
     visual_untrained: bool = False
     modality: str | None = None
     removed_rows: int = 0
+    fetched: Fetched | None = None
     error: str | None = None
 
 
@@ -46,10 +48,6 @@ class LayerOutcome:
 class Stores:
     tables: FeatureTables
     index: LanceIndex
-    spool: Path
-
-    def spool_path(self, version_hash: str) -> Path:
-        return self.spool / f"{version_hash}.bin"
 
 
 INDEX_FLUSH = 16
@@ -74,19 +72,24 @@ def index_versions(inbox: Inbox, stores: Stores, compute, version_hashes: list[s
             yield _remove(stores, version, State.SUPERSEDED, parquet=False)
         elif record.state is State.DONE and attempt > 1:
             yield LayerOutcome(State.DONE, version)
-        elif record.content_type is None:
-            yield _failed(inbox, stores, version, "MediasiftError: not read by source_object", attempt, max_attempts)
         else:
-            spool = stores.spool_path(version_hash)
-            jobs.append(ExtractJob(version, record.content_type, str(spool) if spool.exists() else None))
+            jobs.append(ExtractJob(version))
     pending = _PendingIndex()
     for results in compute.as_completed(jobs):
         for result in results:
-            if result.extraction is None:
-                yield _failed(inbox, stores, result.job.version, result.error or "unknown error", attempt,
-                              max_attempts)
+            version = result.job.version
+            if result.superseded:
+                inbox.mark_superseded(version.version_hash, result.superseded)
+                yield _remove(stores, version, State.SUPERSEDED, parquet=False)
+            elif result.extraction is None or result.fetched is None:
+                yield _failed(inbox, stores, version, result.error or "unknown error", attempt, max_attempts)
             else:
-                pending.add(_write_feature_tables(stores, result.job.version, result.extraction, pending.tables))
+                fetched = result.fetched
+                inbox.record_content(version.version_hash, content_type=fetched.content_type,
+                                     sha256=fetched.sha256, size=fetched.size)
+                outcome = _write_feature_tables(stores, version, result.extraction, pending.tables)
+                outcome.fetched = fetched
+                pending.add(outcome)
         if len(pending.outcomes) >= INDEX_FLUSH:
             yield from pending.flush(inbox, stores)
     yield from pending.flush(inbox, stores)
@@ -119,7 +122,6 @@ class _PendingIndex:
 
 def _mark_done(inbox: Inbox, stores: Stores, outcome: LayerOutcome) -> None:
     version = outcome.version
-    stores.spool_path(version.version_hash).unlink(missing_ok=True)
     final, superseded = inbox.mark_done(version.version_hash)
     outcome.state = final
     stale = superseded + ([] if final is State.DONE else [version.version_hash])
@@ -164,11 +166,9 @@ def _remove(stores: Stores, version: ObjectVersion, state: State, *, parquet: bo
     if parquet:
         for layer in LAYERS:
             stores.tables.remove(layer, version.object_id, version.version_hash)
-    stores.spool_path(version.version_hash).unlink(missing_ok=True)
     log.info("layers_removed uri=%s etag=%s state=%s rows=%d", version.uri, version.etag, state.value, removed)
     return LayerOutcome(state, version, removed_rows=removed)
 
 
-def stores_from(derived: Path, lance_uri: str, spool: Path) -> Stores:
-    spool.mkdir(parents=True, exist_ok=True)
-    return Stores(FeatureTables(derived), LanceIndex(lance_uri), spool)
+def stores_from(derived: Path, lance_uri: str) -> Stores:
+    return Stores(FeatureTables(derived), LanceIndex(lance_uri))

@@ -1,6 +1,7 @@
-"""The first step of every object version's run: confirm the notified version still exists, read
-exactly that version (spooling it to local disk for the layer step), and record what it really is
-(sha256, sniffed content type, size). The version stays `running` until its layers are indexed.
+"""The first step of every object version's run: confirm the notified version is still the current one
+(HEAD) and claim it. Reading it (pinned to the ETag, with sha256 and the sniffed content type) is left to
+the extraction worker, so each object is read once, where it is extracted. The version stays `running`
+until its layers are indexed.
 
 A version that was overwritten since its event is superseded, not extracted; a version that is gone is
 deleted. Failures count attempts; the last allowed attempt puts the version in the dead-letter queue.
@@ -10,9 +11,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
-from mediasift.errors import LockHeld, MediasiftError, VersionChanged
+from mediasift.errors import LockHeld, MediasiftError
 from mediasift.events.models import EventKind
 from mediasift.identity import ObjectVersion
 from mediasift.inbox import Inbox, State, VersionRecord
@@ -29,7 +29,7 @@ class Outcome:
     reason: str | None = None
 
     def metadata(self) -> dict[str, object]:
-        """Lineage and content facts, as shown on the materialization."""
+        """Lineage and content facts (once a worker has read the version), as shown on the materialization."""
         state = "read" if self.state is State.RUNNING else self.state.value
         facts: dict[str, object] = {**self.version.lineage(), "state": state}
         if self.fetched is not None:
@@ -46,7 +46,7 @@ def object_version(record: VersionRecord) -> ObjectVersion:
 
 
 def process_version(inbox: Inbox, storage: Storage, version_hash: str, kind: EventKind, *, run_id: str,
-                    attempt: int, max_attempts: int, lease_seconds: float, spool: Path | None = None) -> Outcome:
+                    attempt: int, max_attempts: int, lease_seconds: float) -> Outcome:
     record = inbox.version(version_hash)
     if record is None:
         raise MediasiftError(f"version {version_hash} is not in the inbox")
@@ -60,32 +60,25 @@ def process_version(inbox: Inbox, storage: Storage, version_hash: str, kind: Eve
     if not inbox.claim(version_hash, run_id, lease_seconds):
         raise LockHeld(f"{version.uri} (etag {version.etag}) is being processed by another run")
     try:
-        outcome = _read_current(storage, version, spool)
+        outcome = _check_current(storage, version)
     except Exception as error:
         dead_letter = attempt >= max_attempts
         inbox.mark_failed(version_hash, f"{type(error).__name__}: {error}", dead_letter=dead_letter)
         log.warning("object_failed uri=%s etag=%s attempt=%d dlq=%s error=%s", version.uri, version.etag,
                     attempt, dead_letter, error)
         raise
-    if outcome.state is State.RUNNING:
-        fetched = outcome.fetched
-        inbox.record_content(version_hash, content_type=fetched.content_type, sha256=fetched.sha256,
-                             size=fetched.size)
-    elif outcome.state is State.SUPERSEDED:
+    if outcome.state is State.SUPERSEDED:
         inbox.mark_superseded(version_hash, outcome.reason or "superseded")
-    else:
+    elif outcome.state is State.DELETED:
         inbox.mark_deleted(version_hash)
     log.info("object_%s uri=%s etag=%s", outcome.state.value, version.uri, version.etag)
     return outcome
 
 
-def _read_current(storage: Storage, version: ObjectVersion, spool: Path | None) -> Outcome:
+def _check_current(storage: Storage, version: ObjectVersion) -> Outcome:
     head = storage.head(version.bucket, version.key)
     if head is None:
         return Outcome(State.DELETED, version, reason="object no longer exists")
     if not version.version_id and head.etag != version.etag:
         return Outcome(State.SUPERSEDED, version, reason=f"current etag is {head.etag}")
-    try:
-        return Outcome(State.RUNNING, version, storage.read(version, spool))
-    except VersionChanged as changed:
-        return Outcome(State.SUPERSEDED, version, reason=str(changed))
+    return Outcome(State.RUNNING, version)

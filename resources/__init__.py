@@ -32,8 +32,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "inbox": InboxResource(database_url=settings.inbox_url, max_attempts=settings.max_attempts,
                                lease_seconds=settings.lease_seconds, batch_size=settings.sensor_batch_size),
         "s3": s3,
-        "index": IndexResource(derived_dir=str(settings.derived_path.resolve()), lance_uri=settings.lance_location,
-                               spool_dir=str((settings.home / "spool").resolve())),
+        "index": IndexResource(derived_dir=str(settings.derived_path.resolve()), lance_uri=settings.lance_location),
         "compute": ComputeResource(ray=settings.ray, ray_actors=settings.ray_actors,
                                    ray_batch_size=settings.ray_batch_size, s3=s3, models=models),
     }

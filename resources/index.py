@@ -7,16 +7,15 @@ from mediasift.indexing import Stores, stores_from
 
 
 @cache
-def _stores(derived_dir: str, lance_uri: str, spool_dir: str) -> Stores:
-    return stores_from(Path(derived_dir), lance_uri, Path(spool_dir))
+def _stores(derived_dir: str, lance_uri: str) -> Stores:
+    return stores_from(Path(derived_dir), lance_uri)
 
 
 class IndexResource(dg.ConfigurableResource):
-    """Parquet feature tables, the LanceDB index and the local spool of objects being processed."""
+    """Parquet feature tables and the LanceDB index."""
 
     derived_dir: str
     lance_uri: str
-    spool_dir: str
 
     def get(self) -> Stores:
-        return _stores(self.derived_dir, self.lance_uri, self.spool_dir)
+        return _stores(self.derived_dir, self.lance_uri)

@@ -30,8 +30,7 @@ def pipeline_resources(settings, bucket: str, work_dir, ray: str = "off") -> dic
     return {
         "inbox": InboxResource(database_url=settings.inbox_url, batch_size=500),
         "s3": s3,
-        "index": IndexResource(derived_dir=str(work_dir / "derived"), lance_uri=str(work_dir / "lance"),
-                               spool_dir=str(work_dir / "spool")),
+        "index": IndexResource(derived_dir=str(work_dir / "derived"), lance_uri=str(work_dir / "lance")),
         "compute": ComputeResource(ray=ray, s3=s3, models=ModelsResource()),
     }
 

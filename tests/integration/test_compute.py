@@ -3,46 +3,45 @@ and every Ray listener is on 127.0.0.1."""
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import threading
 import time
+import uuid
 
 import numpy as np
 import pytest
 
 from mediasift import indexing
 from mediasift.compute import ExtractJob, InlineCompute, RayCompute, WorkerConfig
-from mediasift.config import Settings
 from mediasift.events import EventKind, NotificationEvent, Source
 from mediasift.identity import ObjectVersion
 from mediasift.inbox import Inbox, State
 from mediasift.indexing import Stores, index_versions, stores_from
 from mediasift.layers.rows import LAYERS
 from mediasift.samples import write_samples
-from mediasift.storage import sniff_content_type
+from mediasift.storage import Storage
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def samples(tmp_path_factory):
+def jobs(stack, tmp_path_factory) -> list[ExtractJob]:
+    """The samples in a bucket of the real SeaweedFS: workers read their objects themselves."""
     folder = tmp_path_factory.mktemp("media")
     write_samples(folder)
-    return sorted(folder.iterdir())
+    storage = Storage.from_settings(stack.settings)
+    bucket = f"t-compute-{uuid.uuid4().hex[:8]}"
+    storage.ensure_bucket(bucket)
+    keys = {f"samples/{path.name}": path for path in sorted(folder.iterdir())}
+    return [ExtractJob(ObjectVersion(bucket, key, storage.upload(path, bucket, key))) for key, path in keys.items()]
 
 
 @pytest.fixture(scope="module")
-def ray_compute():
-    compute = RayCompute(WorkerConfig(Settings()), address=None, actors=2, batch_size=2)
+def ray_compute(stack):
+    compute = RayCompute(WorkerConfig(stack.settings), address=None, actors=2, batch_size=2)
     yield compute
     compute.close()
-
-
-def jobs_for(paths) -> list[ExtractJob]:
-    return [ExtractJob(ObjectVersion("media", f"samples/{p.name}", f"etag-{p.name}"),
-                       sniff_content_type(p.read_bytes()[:8192]), str(p)) for p in paths]
 
 
 def comparable(extraction) -> dict:
@@ -50,14 +49,14 @@ def comparable(extraction) -> dict:
             for layer, rows in extraction.rows.items()}
 
 
-def test_inline_and_ray_produce_identical_rows(samples, ray_compute):
-    jobs = jobs_for(samples)
-    inline = InlineCompute(WorkerConfig(Settings())).extract(jobs)
+def test_inline_and_ray_produce_identical_rows(stack, jobs, ray_compute):
+    inline = InlineCompute(WorkerConfig(stack.settings)).extract(jobs)
     on_ray = ray_compute.extract(jobs)
     assert len(inline) == len(on_ray) == len(jobs)
     for job, a, b in zip(jobs, inline, on_ray, strict=True):
         assert a.job == b.job == job
         assert a.error is None and b.error is None, job.version.key
+        assert a.fetched == b.fetched and len(a.fetched.sha256) == 64
         assert comparable(a.extraction) == comparable(b.extraction), job.version.key
         for layer in LAYERS:
             for row_a, row_b in zip(a.extraction.rows[layer], b.extraction.rows[layer], strict=True):
@@ -65,8 +64,8 @@ def test_inline_and_ray_produce_identical_rows(samples, ray_compute):
                     np.testing.assert_allclose(row_a.vector, row_b.vector, atol=1e-4)
 
 
-def test_each_model_is_loaded_once_per_actor(samples, ray_compute):
-    ray_compute.extract(jobs_for(samples) * 2)
+def test_each_model_is_loaded_once_per_actor(jobs, ray_compute):
+    ray_compute.extract(jobs * 2)
     for counts in ray_compute.load_counts():
         assert counts and all(n == 1 for n in counts.values()), counts
 
@@ -80,25 +79,32 @@ def test_ray_listens_on_loopback_only(ray_compute):
         assert local.startswith(("127.0.0.1:", "[::ffff:127.0.0.1]:")), line
 
 
-def read_by_source_step(samples, tmp_path) -> tuple[Inbox, Stores, list[str]]:
-    """Inbox and stores as the source step leaves them: every sample recorded and spooled, none indexed."""
+def checked_by_source_step(jobs, tmp_path) -> tuple[Inbox, Stores, list[str]]:
+    """Inbox and stores as the source step leaves them: every object's version known, none indexed."""
     inbox = Inbox(f"sqlite:///{tmp_path / 'inbox.db'}")
-    stores = stores_from(tmp_path / "derived", str(tmp_path / "lance"), tmp_path / "spool")
-    hashes = []
-    for path in samples:
-        event = NotificationEvent(Source.TIGRIS, EventKind.CREATED, "media", f"k/{path.name}", f"e-{path.name}")
-        inbox.append([event])
-        inbox.record_content(event.version_hash, content_type=sniff_content_type(path.read_bytes()[:8192]),
-                             sha256="0" * 64, size=path.stat().st_size)
-        shutil.copy(path, stores.spool_path(event.version_hash))
-        hashes.append(event.version_hash)
-    return inbox, stores, hashes
+    stores = stores_from(tmp_path / "derived", str(tmp_path / "lance"))
+    events = [NotificationEvent(Source.TIGRIS, EventKind.CREATED, job.version.bucket, job.version.key,
+                                job.version.etag) for job in jobs]
+    inbox.append(events)
+    return inbox, stores, [event.version_hash for event in events]
 
 
-def test_first_objects_are_indexed_while_the_rest_are_still_extracted(samples, tmp_path, ray_compute,
-                                                                      monkeypatch):
+def test_a_version_overwritten_before_the_worker_reads_it_is_superseded(stack, bucket, tmp_path):
+    storage = Storage.from_settings(stack.settings)
+    storage.client.put_object(Bucket=bucket, Key="note.txt", Body=b"first")
+    first = storage.head(bucket, "note.txt").etag
+    storage.client.put_object(Bucket=bucket, Key="note.txt", Body=b"second")
+    inbox, stores, (h,) = checked_by_source_step([ExtractJob(ObjectVersion(bucket, "note.txt", first))], tmp_path)
+    (outcome,) = index_versions(inbox, stores, InlineCompute(WorkerConfig(stack.settings)), [h], attempt=1,
+                                max_attempts=3)
+    assert outcome.state is State.SUPERSEDED
+    assert inbox.version(h).state is State.SUPERSEDED
+    assert stores.index.table("transcript") is None or stores.index.count("transcript", f"version_hash = '{h}'") == 0
+
+
+def test_first_objects_are_indexed_while_the_rest_are_still_extracted(jobs, tmp_path, ray_compute, monkeypatch):
     monkeypatch.setattr(indexing, "INDEX_FLUSH", 1)
-    inbox, stores, hashes = read_by_source_step(samples, tmp_path)
+    inbox, stores, hashes = checked_by_source_step(jobs, tmp_path)
     handed_back = []
 
     class Counting:
@@ -119,9 +125,9 @@ def test_first_objects_are_indexed_while_the_rest_are_still_extracted(samples, t
     assert sorted(o.version.version_hash for o in [first, *rest]) == sorted(hashes)
 
 
-def test_worker_killed_mid_batch_is_retried_without_duplicate_rows(samples, tmp_path):
-    inbox, stores, hashes = read_by_source_step(samples, tmp_path)
-    compute = RayCompute(WorkerConfig(Settings()), address=None, actors=1, batch_size=len(hashes))
+def test_worker_killed_mid_batch_is_retried_without_duplicate_rows(stack, jobs, tmp_path):
+    inbox, stores, hashes = checked_by_source_step(jobs, tmp_path)
+    compute = RayCompute(WorkerConfig(stack.settings), address=None, actors=1, batch_size=len(hashes))
     (before,) = compute.pids()
     killer = threading.Thread(target=_kill_when_busy, args=(before,))
     killer.start()
@@ -133,6 +139,8 @@ def test_worker_killed_mid_batch_is_retried_without_duplicate_rows(samples, tmp_
         compute.close()
     assert after != before, "the worker was not killed during the batch"
     assert [o.state for o in outcomes] == [State.DONE] * len(hashes)
+    recorded = inbox.versions(hashes)
+    assert all(len(recorded[h].sha256) == 64 and recorded[h].content_type for h in hashes)
     for layer in LAYERS:
         table = stores.index.table(layer)
         if table is None:
