@@ -13,9 +13,10 @@ RETRY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL, j
 BATCH_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=50)
 
 DESCRIPTIONS = {
-    "source_object": "The object version as it really is in the bucket: HEAD, then a read pinned to the notified "
-                     "ETag (If-Match) or VersionId; sha256 and the content type sniffed from the bytes. Superseded "
-                     "when the key was overwritten since, deleted when gone or on a delete event.",
+    "source_object": "The object version as it really is in the bucket: checked with HEAD, then read once by the "
+                     "extraction worker, pinned to the notified ETag (If-Match) or VersionId; sha256 and the content "
+                     "type sniffed from the bytes. Superseded when the key was overwritten since, deleted when gone "
+                     "or on a delete event.",
     "transcript": "Speech as segments and words with t_start/t_end (faster-whisper), from audio and video.",
     "scenes": "Video shots: boundaries, a keyframe, on-screen text (OCR) and a description per shot.",
     "visual": "One open_clip embedding per image, shot keyframe and PDF page. Flagged `untrained` when "

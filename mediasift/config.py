@@ -51,8 +51,8 @@ class Settings(BaseSettings):
     ray_actors: int = 2
     ray_batch_size: int = 4
     max_concurrent_runs: int | None = Field(
-        default=None, description="Dagster runs at once; default 2 inline (each loads the models), 6 on Ray "
-                                  "(runs only coordinate, and batches must overlap to keep the actors busy)")
+        default=None, description="Dagster runs at once; default 6 for batch runs on Ray (they only coordinate, "
+                                  "and batches must overlap to keep the actors busy), else 2")
 
     sensor_interval_s: int = 5
     sensor_batch_size: int = 200
@@ -73,7 +73,7 @@ class Settings(BaseSettings):
 
     @property
     def concurrent_runs(self) -> int:
-        return self.max_concurrent_runs or (6 if self.uses_ray else 2)
+        return self.max_concurrent_runs or (6 if self.uses_ray and self.run_batch_size > 1 else 2)
 
     @property
     def derived_path(self) -> Path:
