@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from abc import ABC, abstractmethod
 from collections import defaultdict, deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -100,11 +101,11 @@ class Worker:
         return os.getpid()
 
 
-class Compute:
+class Compute(ABC):
     name: str
 
-    def as_completed(self, jobs: Sequence[ExtractJob]) -> Iterator[list[JobResult]]:
-        raise NotImplementedError
+    @abstractmethod
+    def as_completed(self, jobs: Sequence[ExtractJob]) -> Iterator[list[JobResult]]: ...
 
     def extract(self, jobs: Sequence[ExtractJob]) -> list[JobResult]:
         """Every result, in the order of `jobs` (results from Ray are copies: matched by value)."""
@@ -209,7 +210,7 @@ def start_ray(address: str | None) -> bool:
     return True
 
 
-def compute_for(settings: Settings) -> InlineCompute | RayCompute:
+def compute_for(settings: Settings) -> Compute:
     """`MEDIASIFT_RAY`: off (inline), local (a private local Ray), or a cluster address."""
     config = WorkerConfig(settings)
     if not settings.uses_ray:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from mediasift.compute import ExtractJob
+from mediasift.compute import Compute, ExtractJob
 from mediasift.errors import MediasiftError
 from mediasift.extract import Extraction
 from mediasift.identity import ObjectVersion
@@ -55,7 +55,7 @@ INDEX_FLUSH = 16
 seconds, many enough that each Lance table gets a handful of commits per run, not one per object."""
 
 
-def index_versions(inbox: Inbox, stores: Stores, compute, version_hashes: list[str], *, attempt: int,
+def index_versions(inbox: Inbox, stores: Stores, compute: Compute, version_hashes: list[str], *, attempt: int,
                    max_attempts: int) -> Iterator[LayerOutcome]:
     """Index a batch of versions, yielding each outcome as soon as it is final. Removals are done first;
     extractions go to `compute` in one call (so a Ray pool works on them in parallel) and are written as
@@ -89,7 +89,7 @@ def index_versions(inbox: Inbox, stores: Stores, compute, version_hashes: list[s
                                      sha256=fetched.sha256, size=fetched.size)
                 outcome = _write_feature_tables(stores, version, result.extraction, pending.tables)
                 outcome.fetched = fetched
-                pending.add(outcome)
+                pending.outcomes.append(outcome)
         if len(pending.outcomes) >= INDEX_FLUSH:
             yield from pending.flush(inbox, stores)
     yield from pending.flush(inbox, stores)
@@ -104,9 +104,6 @@ class _PendingIndex:
 
     outcomes: list[LayerOutcome] = field(default_factory=list)
     tables: dict[str, list[pa.Table]] = field(default_factory=lambda: {layer: [] for layer in LAYERS})
-
-    def add(self, outcome: LayerOutcome) -> None:
-        self.outcomes.append(outcome)
 
     def flush(self, inbox: Inbox, stores: Stores) -> Iterator[LayerOutcome]:
         if not self.outcomes:

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
+from mediasift.compute import Compute
 from mediasift.inbox import Inbox, State
 from mediasift.indexing import LayerOutcome, Stores, index_versions
 from mediasift.source import Outcome, object_version, process_version
@@ -29,7 +30,7 @@ class VersionResult:
         return self.layers.state is State.FAILED
 
 
-def process_batch(inbox: Inbox, storage: Storage, stores: Stores, compute, version_hashes: list[str], *,
+def process_batch(inbox: Inbox, storage: Storage, stores: Stores, compute: Compute, version_hashes: list[str], *,
                   run_id: str, attempt: int, max_attempts: int, lease_seconds: float) -> Iterator[VersionResult]:
     """Yields each version's result as soon as it is final, so the caller can report it while the rest of
     the batch is still being extracted."""
