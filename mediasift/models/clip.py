@@ -7,8 +7,11 @@ images together (duplicates work) but carry no meaning (no semantic image search
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -79,7 +82,13 @@ def load_clip(model_name: str, pretrained: str | None, checkpoint: str | None, d
 
 
 def embed_dim(model_name: str) -> int:
-    """The embedding size of an open_clip architecture, without building the model."""
+    """The embedding size of an open_clip architecture, read from the config open_clip ships, without
+    importing open_clip: that pulls in torch, seconds of CPU in every Dagster run that only checks the
+    index. Architectures registered at runtime fall back to open_clip's own lookup."""
+    package = importlib.util.find_spec("open_clip")
+    shipped = Path(package.submodule_search_locations[0]) / "model_configs" / f"{model_name}.json"
+    if shipped.is_file():
+        return int(json.loads(shipped.read_text())["embed_dim"])
     import open_clip
 
     return int(open_clip.get_model_config(model_name)["embed_dim"])
