@@ -7,7 +7,6 @@ A retry skips versions an earlier attempt already finished.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
@@ -16,8 +15,6 @@ from mediasift.inbox import Inbox, State
 from mediasift.indexing import LayerOutcome, Stores, index_versions
 from mediasift.source import Outcome, object_version, process_version
 from mediasift.storage import Storage
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
