@@ -83,10 +83,10 @@ class Storage:
         return Head(normalize_etag(response["ETag"]), response["ContentLength"], response.get("VersionId"),
                     response.get("ContentType"))
 
-    def read(self, version: ObjectVersion, spool: Path | None = None) -> Fetched:
-        """Stream the exact notified version (If-Match on the ETag, or its VersionId), hashing as it
-        goes so memory stays bounded whatever the object's size; with `spool`, also write the bytes there
-        (renamed into place only when complete)."""
+    def read(self, version: ObjectVersion, dest: Path) -> Fetched:
+        """Stream the exact notified version (If-Match on the ETag, or its VersionId) to `dest`, hashing
+        as it goes so memory stays bounded whatever the object's size (renamed into place only when
+        complete)."""
         pin = {"VersionId": version.version_id} if version.version_id else {"IfMatch": f'"{version.etag}"'}
         try:
             body = self.client.get_object(Bucket=version.bucket, Key=version.key, **pin)["Body"]
@@ -96,13 +96,15 @@ class Storage:
             raise ObjectReadError(
                 f"cannot read {version.uri} (etag {version.etag}): {_code(error)} {_status(error)}"
             ) from error
-        if spool is None:
-            return _digest_stream(body, None)
-        spool.parent.mkdir(parents=True, exist_ok=True)
-        partial = spool.with_suffix(".partial")
-        with open(partial, "wb") as sink:
-            fetched = _digest_stream(body, sink)
-        partial.replace(spool)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        partial = dest.with_suffix(".partial")
+        try:
+            with open(partial, "wb") as sink:
+                fetched = _digest_stream(body, sink)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        partial.replace(dest)
         return fetched
 
     def list_objects(self, bucket: str, prefix: str = "") -> Iterator[tuple[str, Head]]:
@@ -120,7 +122,7 @@ class Storage:
         return head.etag
 
 
-def _digest_stream(stream: BinaryIO, sink: BinaryIO | None) -> Fetched:
+def _digest_stream(stream: BinaryIO, sink: BinaryIO) -> Fetched:
     sha = hashlib.sha256()
     size = 0
     start = b""
@@ -129,8 +131,7 @@ def _digest_stream(stream: BinaryIO, sink: BinaryIO | None) -> Fetched:
             start += chunk[: SNIFF_BYTES - len(start)]
         sha.update(chunk)
         size += len(chunk)
-        if sink is not None:
-            sink.write(chunk)
+        sink.write(chunk)
     return Fetched(size, sha.hexdigest(), sniff_content_type(start))
 
 
