@@ -28,7 +28,7 @@ from rich.table import Table
 
 from mediasift.compute import ExtractJob, RayCompute, WorkerConfig
 from mediasift.config import Settings
-from mediasift.identity import ObjectVersion
+from mediasift.identity import ObjectVersion, version_hash
 from mediasift.inbox import Inbox, State
 from mediasift.ingest import wait_settled
 from mediasift.samples import SPEECH, scene_image, write_text_pdf, write_video
@@ -130,15 +130,27 @@ def pipeline(objects: list[Path], batch_size: int, home: Path, pure: bool, senso
         result: dict = {}
         if pure:
             result["pure_s"] = pure_extraction(stack, storage, objects)
-        runs_before = _run_count(stack)
-        started = time.perf_counter()
+        runs_before = set(_run_ids(stack))
+        inbox = Inbox(stack.settings.inbox_url)
+        started, wall_start = time.perf_counter(), time.time()
         with CpuByRole() as cpu:
             uploaded = {f"burst/{p.name}": storage.upload(p, bucket, f"burst/{p.name}") for p in objects}
-            states = wait_settled(Inbox(stack.settings.inbox_url), bucket, uploaded, timeout=3600, poll=0.25)
+            uploads_done = time.time() - wall_start
+            states = wait_settled(inbox, bucket, uploaded, timeout=3600, poll=0.25)
         result["end_to_end_s"] = time.perf_counter() - started
         result["cpu_s"] = cpu.totals()
         result["done"] = sum(1 for s in states.values() if s is State.DONE)
-        result["runs"] = _run_count(stack) - runs_before
+        runs = [r for r in _run_records(stack) if r.dagster_run.run_id not in runs_before]
+        result["runs"] = len(runs)
+        done_at = sorted(r.updated_at - wall_start for r in inbox.versions(
+            [version_hash(bucket, key, etag) for key, etag in uploaded.items()]).values())
+        result["timeline_s"] = {
+            "uploads done": uploads_done,
+            "first run created": min(r.create_timestamp.timestamp() for r in runs) - wall_start,
+            "first run started": min(r.start_time or float("inf") for r in runs) - wall_start,
+            "first object done": done_at[0],
+            "last object done": done_at[-1],
+        }
         return result
 
 
@@ -180,11 +192,15 @@ def _wait_for_idle_runs(stack: Stack, timeout: float = 600) -> None:
         time.sleep(0.5)
 
 
-def _run_count(stack: Stack) -> int:
+def _run_records(stack: Stack) -> list:
     import dagster as dg
 
     instance = dg.DagsterInstance.from_config(str(stack.dagster_home))
-    return len(instance.get_run_ids(dg.RunsFilter(job_name="ingest_object_version")))
+    return list(instance.get_run_records(dg.RunsFilter(job_name="ingest_object_version")))
+
+
+def _run_ids(stack: Stack) -> list[str]:
+    return [r.dagster_run.run_id for r in _run_records(stack)]
 
 
 def report(rows: list[dict], count: int, console: Console) -> None:
@@ -207,6 +223,10 @@ def report(rows: list[dict], count: int, console: Console) -> None:
     for role, seconds in batched["cpu_s"].items():
         cpu.add_row(role, f"{seconds:.1f}", f"{seconds / total:.0%}")
     console.print(cpu)
+    timeline = Table("batched burst", "seconds after the first upload", title="Timeline")
+    for event, seconds in batched["timeline_s"].items():
+        timeline.add_row(event, f"{seconds:.1f}")
+    console.print(timeline)
 
 
 def main() -> None:
@@ -224,7 +244,8 @@ def main() -> None:
         rows = [
             {"mode": "pure extraction (warm actors)", "objects": len(objects), "seconds": batched["pure_s"]},
             {"mode": f"batched runs (≤{args.batch_size} per run)", "objects": batched["done"],
-             "runs": batched["runs"], "seconds": batched["end_to_end_s"], "cpu_s": batched["cpu_s"]},
+             "runs": batched["runs"], "seconds": batched["end_to_end_s"], "cpu_s": batched["cpu_s"],
+             "timeline_s": batched["timeline_s"]},
         ]
         if not args.skip_per_object:
             single = pipeline(objects, 1, Path(tmp) / "single", pure=False, sensor_interval=args.sensor_interval)

@@ -4,18 +4,23 @@ import dagster as dg
 
 from dagster_project.jobs import ingest_job
 from dagster_project.partitions import KIND_TAG, SEQ_TAG, object_versions
-from mediasift.inbox import InboxEvent
+from mediasift.inbox import Inbox, InboxEvent
 from resources import InboxResource
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
+IN_FLIGHT = dg.RunsFilter(job_name=ingest_job.name, statuses=[
+    dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED])
 
 
 def build_inbox_sensor(interval_seconds: int, run_batch_size: int = 1, max_wait_seconds: float = 10.0
                        ) -> dg.SensorDefinition:
     """`run_batch_size` 1: a run per event. More: new object versions are grouped into ranged runs of up
-    to that many partitions (each still materialized on its own), waiting at most `max_wait_seconds` for
-    a batch to fill; events about versions already known (deletes) still get a run each."""
+    to that many partitions (each still materialized on its own); events about versions already known
+    (deletes) still get a run each. A batch waits to fill (at most `max_wait_seconds`) only while an ingest
+    run is in flight: then the workers have work and a fuller batch costs nothing, while waiting with
+    nothing in flight would only leave them idle (the daemon ticks sensors at most every 5 s)."""
 
     @dg.sensor(
         name="inbox_sensor",
@@ -26,12 +31,13 @@ def build_inbox_sensor(interval_seconds: int, run_batch_size: int = 1, max_wait_
     )
     def inbox_sensor(context: dg.SensorEvaluationContext, inbox: InboxResource) -> dg.SensorResult:
         cursor = int(context.cursor or 0)
-        events = inbox.get().events_after(cursor, inbox.batch_size)
+        box = inbox.get()
+        events = box.events_after(cursor, inbox.batch_size)
         if not events:
             return dg.SensorResult(skip_reason=f"no inbox events after seq {cursor}")
         if run_batch_size <= 1:
             return _per_event(events)
-        return _batched(context, events, run_batch_size, max_wait_seconds)
+        return _batched(context, box, cursor, events, run_batch_size, max_wait_seconds)
 
     return inbox_sensor
 
@@ -50,15 +56,19 @@ def _single(event: InboxEvent) -> dg.RunRequest:
                          f"{event.seq}", tags={KIND_TAG: event.kind.value, SEQ_TAG: str(event.seq)})
 
 
-def _batched(context: dg.SensorEvaluationContext, events: list[InboxEvent], size: int,
+def _batched(context: dg.SensorEvaluationContext, inbox: Inbox, cursor: int, events: list[InboxEvent], size: int,
              max_wait: float) -> dg.SensorResult:
-    """New partitions are appended in order, so each chunk of them is a contiguous partition range."""
-    known = {e.version_hash for e in events
-             if context.instance.has_dynamic_partition(object_versions.name, e.version_hash)}
+    """New partitions are appended in order, so each chunk of them is a contiguous partition range. A
+    version is known (its partition exists) when its first event is at or before the cursor: an earlier
+    tick added it. One inbox query, where asking the instance took a query per event."""
+    first_seq = {h: record.first_seq for h, record in inbox.versions(list({e.version_hash for e in events})).items()}
+    known = {e.version_hash for e in events if first_seq[e.version_hash] <= cursor}
     new = list(dict.fromkeys(e.version_hash for e in events if e.version_hash not in known))
     oldest = min(e.received_at for e in events)
-    if 0 < len(new) < size and time.time() - oldest < max_wait and not known:
-        return dg.SensorResult(skip_reason=f"waiting for a batch: {len(new)} of {size} new versions")
+    if (0 < len(new) < size and time.time() - oldest < max_wait and not known
+            and context.instance.get_runs_count(IN_FLIGHT)):
+        return dg.SensorResult(skip_reason=f"waiting for a batch while runs are in flight: {len(new)} of {size} "
+                                           "new versions")
     chunks = [new[i:i + size] for i in range(0, len(new), size)]
     last = events[-1].seq
     ranged = [
