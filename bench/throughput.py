@@ -82,20 +82,26 @@ class CpuByRole:
 
     def __init__(self) -> None:
         self.seen: dict[int, tuple[str, float]] = {}
+        self.roles: dict[int, str] = {}
         self.start: dict[int, float] = {}
         self.stopped = threading.Event()
 
     def _sample(self) -> None:
-        for pid in filter(str.isdigit, os.listdir("/proc")):
+        """A process's role is read from its command line once (a spawned process may still be blank)."""
+        for pid in map(int, filter(str.isdigit, os.listdir("/proc"))):
             try:
                 stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                role = self.roles.get(pid) or self._role(pid)
             except OSError:
                 continue
-            seconds = (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
-            known = self.seen.get(int(pid))
-            role = known[0] if known and not command else next((r for k, r in self.ROLES if k in command), "other")
-            self.seen[int(pid)] = (role, seconds)
+            self.seen[pid] = (role, (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK"))
+
+    def _role(self, pid: int) -> str:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        role = next((r for k, r in self.ROLES if k in command), "other")
+        if command:
+            self.roles[pid] = role
+        return role
 
     def __enter__(self) -> CpuByRole:
         self._sample()

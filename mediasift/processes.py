@@ -38,6 +38,13 @@ def _is_free(port: int, host: str) -> bool:
         return True
 
 
+def accepts(port: int, host: str = LOOPBACK) -> bool:
+    """Whether a server listens on the port yet."""
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex((host, port)) == 0
+
+
 def start_group(argv: Sequence[str], *, cwd: Path, log_path: Path, env: dict[str, str] | None = None
                 ) -> subprocess.Popen:
     """Start a command as the leader of its own process group, output to a log file. `env` is the

@@ -7,13 +7,12 @@ loaded between runs. Every listener binds 127.0.0.1.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from mediasift.processes import LOOPBACK, free_port, start_group, stop_group, wait_until
+from mediasift.processes import LOOPBACK, accepts, free_port, start_group, stop_group, wait_until
 
 CLIENT_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token"}
 """For the head and every process that joins it: loopback listeners, and Ray's token auth (the token is
@@ -37,16 +36,10 @@ class LocalRayHead:
         ]
         env = {**os.environ, **CLIENT_ENV}
         self.process = start_group(argv, cwd=self.log_dir, log_path=self.log_dir / "ray.log", env=env)
-        wait_until(lambda: _accepts(port), timeout=timeout, what=f"Ray head on {self.address}",
+        wait_until(lambda: accepts(port), timeout=timeout, what=f"Ray head on {self.address}",
                    process=self.process, interval=0.5)
         return self
 
     def stop(self) -> None:
         stop_group(self.process, timeout=30)
         self.process = None
-
-
-def _accepts(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(1)
-        return sock.connect_ex((LOOPBACK, port)) == 0

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from mediasift.config import STACK_FILE, Settings
 from mediasift.localstack import SeaweedStack, ensure_credentials
-from mediasift.processes import LOOPBACK, free_port, start_group, stop_group, wait_until
+from mediasift.processes import LOOPBACK, accepts, free_port, start_group, stop_group, wait_until
 from mediasift.rayhead import CLIENT_ENV as RAY_CLIENT_ENV
 from mediasift.rayhead import LocalRayHead
 from mediasift.receiver import ReceiverServer, create_app
@@ -36,9 +36,12 @@ run_coordinator:
         value:
           applyLimitPerUniqueValue: true
         limit: 1
+freshness:
+  enabled: false
 telemetry:
   enabled: false
 """
+CODE_LOCATION = "dagster_project.definitions"
 
 
 FORWARDED = {"sensor_interval_s", "reconcile_cron", "run_batch_size", "run_batch_max_wait_s", "ray", "ray_actors",
@@ -65,6 +68,7 @@ class Stack:
         self.receiver: ReceiverServer | None = None
         self.store: SeaweedStack | None = None
         self.dagster: subprocess.Popen | None = None
+        self.code_server: subprocess.Popen | None = None
         self.dagster_url: str | None = None
         self.ray_head: LocalRayHead | None = None
 
@@ -126,18 +130,34 @@ class Stack:
         self.dagster_home.mkdir(parents=True, exist_ok=True)
         (self.dagster_home / "dagster.yaml").write_text(DAGSTER_YAML.format(max_runs=self.settings.concurrent_runs))
         bin_dir = Path(sys.executable).parent
-        location = ["-m", "dagster_project.definitions"]
         if self.dagster_mode is DagsterMode.DEV:
             port = free_port()
-            argv = [str(bin_dir / "dagster"), "dev", *location, "-h", LOOPBACK, "-p", str(port)]
+            argv = [str(bin_dir / "dagster"), "dev", "-m", CODE_LOCATION, "-h", LOOPBACK, "-p", str(port)]
             self.dagster_url = f"http://{LOOPBACK}:{port}"
         else:
-            argv = [str(bin_dir / "dagster-daemon"), "run", *location]
+            argv = [str(bin_dir / "dagster-daemon"), "run", "-w", str(self._start_code_server())]
         self.dagster = start_group(argv, cwd=self.dagster_home, log_path=self.dagster_home / "dagster.log",
                                    env=self.child_env())
         if self.dagster_url:
             wait_until(lambda: urllib.request.urlopen(f"{self.dagster_url}/server_info", timeout=2).status == 200,
                        timeout=120, what=f"Dagster UI on {self.dagster_url}", process=self.dagster, interval=0.5)
+
+    def _start_code_server(self) -> Path:
+        """A code server that lives as long as the stack; returns the workspace file that points at it.
+        (Given `-m`, the daemon manages its own code server and replaces it every 60 s, and each new one
+        imports the whole code location again: seconds of CPU that a burst's extraction needs.) `dagster
+        dev` already keeps its code servers."""
+        port = free_port()
+        argv = [str(Path(sys.executable).parent / "dagster"), "api", "grpc", "-m", CODE_LOCATION, "-h", LOOPBACK,
+                "-p", str(port), "--location-name", CODE_LOCATION]
+        self.code_server = start_group(argv, cwd=self.dagster_home, log_path=self.dagster_home / "code-server.log",
+                                       env=self.child_env())
+        wait_until(lambda: accepts(port), timeout=120, what=f"Dagster code server on {LOOPBACK}:{port}",
+                   process=self.code_server, interval=0.2)
+        workspace = self.dagster_home / "workspace.yaml"
+        workspace.write_text(json.dumps({"load_from": [{"grpc_server": {
+            "host": LOOPBACK, "port": port, "location_name": CODE_LOCATION}}]}))
+        return workspace
 
     def _write_stack_file(self) -> None:
         info = {
@@ -151,7 +171,8 @@ class Stack:
 
     def stop(self) -> None:
         stop_group(self.dagster, timeout=20)
-        self.dagster = None
+        stop_group(self.code_server, timeout=20)
+        self.dagster = self.code_server = None
         if self.ray_head:
             self.ray_head.stop()
         if self.store:

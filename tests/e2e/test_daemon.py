@@ -1,5 +1,7 @@
 """End to end with the real Dagster daemon: SeaweedFS webhook → receiver → inbox → sensor → runs."""
 
+import json
+import os
 import time
 
 import dagster as dg
@@ -62,6 +64,11 @@ def test_uploads_overwrite_and_delete_end_as_the_right_partitions(tmp_path, monk
         runs = instance.get_runs(filters=dg.RunsFilter(job_name="ingest_object_version"))
         assert len(runs) == 5
         assert all(run.tags["dagster/partition"] in partitions for run in runs)
+        served_by = {(o.host, o.port) for o in (r.remote_job_origin.repository_origin.code_location_origin
+                                                  for r in runs)}
+        workspace = json.loads((stack.dagster_home / "workspace.yaml").read_text())["load_from"][0]["grpc_server"]
+        assert served_by == {("127.0.0.1", workspace["port"])}, "runs launched by the stack's own code server"
+        code_server = stack.code_server.pid
 
         monkeypatch.setenv("MEDIASIFT_HOME", str(stack.home))
         shown = CliRunner().invoke(app, ["objects", "show", f"s3://{bucket}/docs/report v1.txt"],
@@ -72,3 +79,5 @@ def test_uploads_overwrite_and_delete_end_as_the_right_partitions(tmp_path, monk
         current = inbox.versions_of(bucket, "docs/report v1.txt")[1]
         assert current.sha256[:16] in shown.output
         assert kept == inbox.versions_of(bucket, "images/ünï.bin")[0].etag
+    with pytest.raises(ProcessLookupError):
+        os.kill(code_server, 0)
