@@ -12,10 +12,9 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from functools import cached_property
 
-import lancedb
 import pyarrow as pa
-from lancedb.index import FTS, IvfPq
 
 from mediasift.store.records import schema
 
@@ -50,9 +49,16 @@ class IndexHealth:
 class LanceIndex:
     def __init__(self, uri: str, tuning: VectorTuning | None = None):
         self.uri = uri
-        self.db = lancedb.connect(uri)
         self.tuning = tuning or VectorTuning()
         self._lock = threading.Lock()
+
+    @cached_property
+    def db(self):
+        """Connected on first use: importing lancedb takes about a second, which a Dagster run would
+        otherwise spend before its first object reaches the workers."""
+        import lancedb
+
+        return lancedb.connect(self.uri)
 
     def table(self, layer: str):
         try:
@@ -65,6 +71,8 @@ class LanceIndex:
         if table is None:
             table = self.db.create_table(layer, schema=schema(dim), exist_ok=True)
             if layer != "visual":
+                from lancedb.index import FTS
+
                 table.create_index("text", config=FTS(with_position=False), replace=True)
         existing = table.schema.field("vector").type.list_size
         if existing != dim:
@@ -128,6 +136,8 @@ class LanceIndex:
         has_vector_index = any(ix.columns == ["vector"] for ix in table.list_indices())
         if not force and (has_vector_index or rows < self.tuning.min_rows_for_index):
             return False
+        from lancedb.index import IvfPq
+
         dim = table.schema.field("vector").type.list_size
         table.create_index("vector", config=IvfPq(
             distance_type="cosine", num_partitions=self.tuning.partitions(rows),
