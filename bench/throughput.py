@@ -135,7 +135,7 @@ def pipeline(objects: list[Path], batch_size: int, home: Path, pure: bool, senso
         bucket = stack.settings.bucket
         result: dict = {}
         if pure:
-            result["pure_s"] = pure_extraction(stack, storage, objects)
+            result["pure"] = pure_extraction(stack, storage, objects)
         runs_before = set(_run_ids(stack))
         inbox = Inbox(stack.settings.inbox_url)
         started, wall_start = time.perf_counter(), time.time()
@@ -160,7 +160,7 @@ def pipeline(objects: list[Path], batch_size: int, home: Path, pure: bool, senso
         return result
 
 
-def pure_extraction(stack: Stack, storage: Storage, objects: list[Path]) -> float:
+def pure_extraction(stack: Stack, storage: Storage, objects: list[Path]) -> dict:
     """Upload the objects under another prefix and let their runs finish (which warms the actors), then
     time the same jobs handed straight to the actors."""
     compute = RayCompute(WorkerConfig(stack.settings), address=stack.ray_head.address,
@@ -176,14 +176,15 @@ def pure_extraction(stack: Stack, storage: Storage, objects: list[Path]) -> floa
     try:
         compute.extract(jobs[: stack.settings.ray_actors * 4])
         started = time.perf_counter()
-        results = compute.extract(jobs)
+        with CpuByRole() as cpu:
+            results = compute.extract(jobs)
         elapsed = time.perf_counter() - started
     finally:
         compute.close()
     failed = [r.error for r in results if r.error]
     if failed:
         raise RuntimeError(f"pure extraction failed for {len(failed)} objects: {failed[:3]}")
-    return elapsed
+    return {"seconds": elapsed, "cpu_s": cpu.totals()}
 
 
 def _wait_for_idle_runs(stack: Stack, timeout: float = 600) -> None:
@@ -222,12 +223,15 @@ def report(rows: list[dict], count: int, console: Console) -> None:
     ratio = batched["seconds"] / pure
     console.print(f"target for batched runs: overhead ≤ {TARGET}: {'met' if ratio <= TARGET else 'NOT met'} "
                   f"({ratio:.2f})")
-    cpu = Table("process role", "CPU seconds", "share",
-                title=f"CPU during the batched burst ({batched['seconds']:.0f} s × {os.cpu_count()} cores = "
-                      f"{batched['seconds'] * (os.cpu_count() or 1):.0f} CPU-seconds available)")
-    total = sum(batched["cpu_s"].values())
-    for role, seconds in batched["cpu_s"].items():
-        cpu.add_row(role, f"{seconds:.1f}", f"{seconds / total:.0%}")
+    pure_cpu = next(r["cpu_s"] for r in rows if r["mode"] == "pure extraction (warm actors)")
+    cpu = Table("process role", "pure extraction", "batched burst", "batched − pure",
+                title=f"CPU seconds by process role ({os.cpu_count()} cores: the batched burst had "
+                      f"{batched['seconds'] * (os.cpu_count() or 1):.0f} CPU-seconds)")
+    for role in dict.fromkeys([*batched["cpu_s"], *pure_cpu]):
+        here, there = pure_cpu.get(role, 0.0), batched["cpu_s"].get(role, 0.0)
+        cpu.add_row(role, f"{here:.1f}", f"{there:.1f}", f"{there - here:+.1f}")
+    cpu.add_row("all", f"{sum(pure_cpu.values()):.1f}", f"{sum(batched['cpu_s'].values()):.1f}",
+                f"{sum(batched['cpu_s'].values()) - sum(pure_cpu.values()):+.1f}")
     console.print(cpu)
     timeline = Table("batched burst", "seconds after the first upload", title="Timeline")
     for event, seconds in batched["timeline_s"].items():
@@ -248,7 +252,8 @@ def main() -> None:
         batched = pipeline(objects, args.batch_size, Path(tmp) / "batched", pure=True,
                            sensor_interval=args.sensor_interval)
         rows = [
-            {"mode": "pure extraction (warm actors)", "objects": len(objects), "seconds": batched["pure_s"]},
+            {"mode": "pure extraction (warm actors)", "objects": len(objects), "seconds": batched["pure"]["seconds"],
+             "cpu_s": batched["pure"]["cpu_s"]},
             {"mode": f"batched runs (≤{args.batch_size} per run)", "objects": batched["done"],
              "runs": batched["runs"], "seconds": batched["end_to_end_s"], "cpu_s": batched["cpu_s"],
              "timeline_s": batched["timeline_s"]},
