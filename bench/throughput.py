@@ -6,9 +6,11 @@ extraction on warm Ray actors.
 Each pipeline mode runs on its own embedded stack (SeaweedFS webhook → receiver → inbox → Dagster daemon
 → runs) with a local Ray head, from the first upload to the last object `done`. Pure extraction is the
 same jobs handed straight to the same warm actors (each worker still reads its object from S3). The
-orchestration overhead of a mode is its end-to-end time divided by the pure extraction time. For the
-batched burst it also prints where the machine's CPU went, by process role (read from /proc): on a small
-machine the orchestration competes with the actors for the same cores.
+orchestration overhead of a mode is its end-to-end time divided by the pure extraction time. It also
+prints where the machine's CPU went during pure extraction and during the batched burst, by process role
+(read from /proc; on a small machine the orchestration competes with the actors for the same cores), and
+a timeline of the burst (when the first run was created and started, when the first and last objects
+were done).
 """
 
 from __future__ import annotations
