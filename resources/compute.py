@@ -30,6 +30,13 @@ class ComputeResource(dg.ConfigurableResource):
     s3: S3StorageResource
     models: ModelsResource
 
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        """Leave Ray at the end of the run, while the process is whole: left to Ray's exit hook, a run
+        process lingered 10+ s after its run had finished, still using CPU."""
+        if _compute.cache_info().currsize:
+            self.get().close()
+            _compute.cache_clear()
+
     def get(self):
         s3, m = self.s3, self.models
         return _compute(self.ray, self.ray_actors, self.ray_batch_size,

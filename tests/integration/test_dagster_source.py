@@ -12,6 +12,7 @@ import pytest
 from assets.object_version import SOURCE
 from dagster_project.partitions import KIND_TAG
 from mediasift.inbox import State
+from mediasift.samples import write_text_pdf
 from mediasift.storage import Storage
 from resources import S3StorageResource
 from tests.conftest import payload
@@ -117,3 +118,27 @@ def test_batch_mode_makes_one_run_per_batch_and_every_object_its_own_partition(s
     assert delete.partition_key == versions[0].version_hash
     run(instance, resources, delete)
     assert stack_inbox.versions_of(bucket, keys[0])[0].state is State.DELETED
+
+
+@pytest.mark.slow
+def test_a_batch_run_on_ray_actors_indexes_its_objects_and_leaves_ray_when_it_ends(stack, bucket, stack_inbox,
+                                                                                   instance, tmp_path):
+    import ray
+
+    resources = pipeline_resources(stack.settings, bucket, tmp_path, ray="local")
+    client = Storage.from_settings(stack.settings).client
+    cursor = str(stack_inbox.last_seq())
+    keys = [f"ray/report {i}.pdf" for i in range(3)]
+    for i, key in enumerate(keys):
+        write_text_pdf(tmp_path / f"{i}.pdf", {1: f"Report {i}: the turbine was inspected."})
+        client.put_object(Bucket=bucket, Key=key, Body=(tmp_path / f"{i}.pdf").read_bytes())
+    wait_for_events(stack_inbox, bucket, 3)
+
+    (request,) = tick(instance, resources, cursor, batch=3).run_requests
+    result = run(instance, resources, request)
+    assert result.success
+    assert [stack_inbox.versions_of(bucket, key)[0].state for key in keys] == [State.DONE] * 3
+    pages = [m for m in result.asset_materializations_for_node("object_version")
+             if m.asset_key == dg.AssetKey(["mediasift", "pages"])]
+    assert len(pages) == 3 and all(m.metadata["rows"].value > 0 for m in pages)
+    assert not ray.is_initialized(), "the run left Ray at its end, not at interpreter exit"
