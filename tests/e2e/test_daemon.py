@@ -3,6 +3,7 @@
 import json
 import os
 import time
+from itertools import pairwise
 
 import dagster as dg
 import pytest
@@ -69,6 +70,11 @@ def test_uploads_overwrite_and_delete_end_as_the_right_partitions(tmp_path, monk
         workspace = json.loads((stack.dagster_home / "workspace.yaml").read_text())["load_from"][0]["grpc_server"]
         assert served_by == {("127.0.0.1", workspace["port"])}, "runs launched by the stack's own code server"
         code_server = stack.code_server.pid
+        (sensor,) = [s for s in instance.all_instigator_state() if s.name == "inbox_sensor"]
+        ticks = wait_for(lambda: len(t := instance.get_ticks(sensor.instigator_origin_id, sensor.selector_id)) >= 4
+                         and sorted(tick.timestamp for tick in t), 60, "four sensor ticks")
+        assert max(b - a for a, b in pairwise(ticks)) < 8, \
+            "the sensor is checked on every 5 s daemon loop, not every other one"
 
         monkeypatch.setenv("MEDIASIFT_HOME", str(stack.home))
         shown = CliRunner().invoke(app, ["objects", "show", f"s3://{bucket}/docs/report v1.txt"],
