@@ -2,7 +2,7 @@ from functools import cache
 
 import dagster as dg
 
-from mediasift.compute import compute_for
+from mediasift.compute import RayCompute, compute_for
 from mediasift.config import Settings
 from resources.models import ModelsResource
 from resources.storage import S3StorageResource
@@ -32,9 +32,10 @@ class ComputeResource(dg.ConfigurableResource):
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         """Leave Ray at the end of the run, while the process is whole: left to Ray's exit hook, a run
-        process lingered 10+ s after its run had finished, still using CPU."""
-        if _compute.cache_info().currsize:
-            self.get().close()
+        process lingered 10+ s after its run had finished, still using CPU. (An inline worker stays: its
+        models serve the next run in the same process.)"""
+        if _compute.cache_info().currsize and isinstance(compute := self.get(), RayCompute):
+            compute.close()
             _compute.cache_clear()
 
     def get(self):
