@@ -138,7 +138,7 @@ def pipeline(objects: list[Path], batch_size: int, home: Path, pure: bool, senso
         result: dict = {}
         if pure:
             result["pure"] = pure_extraction(stack, storage, objects)
-        runs_before = set(_run_ids(stack))
+        runs_before = {r.dagster_run.run_id for r in _run_records(stack)}
         inbox = Inbox(stack.settings.inbox_url)
         started, wall_start = time.perf_counter(), time.time()
         with CpuByRole() as cpu:
@@ -206,11 +206,6 @@ def _run_records(stack: Stack) -> list:
 
     instance = dg.DagsterInstance.from_config(str(stack.dagster_home))
     return list(instance.get_run_records(dg.RunsFilter(job_name="ingest_object_version")))
-
-
-def _run_ids(stack: Stack) -> list[str]:
-    return [r.dagster_run.run_id for r in _run_records(stack)]
-
 
 def report(rows: list[dict], count: int, console: Console) -> None:
     pure = next(r["seconds"] for r in rows if r["mode"] == "pure extraction (warm actors)")
