@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 from abc import ABC, abstractmethod
 from collections import defaultdict, deque
@@ -76,23 +77,22 @@ class Worker:
         self.config = config
         self.models = Models(config.settings)
         self.storage = config.storage()
-        self.spool = Path(tempfile.mkdtemp(prefix="mediasift-worker-"))
 
     def run(self, jobs: Sequence[ExtractJob]) -> list[JobResult]:
         return [self._one(job) for job in jobs]
 
     def _one(self, job: ExtractJob) -> JobResult:
-        path = self.spool / f"{job.version.version_hash}.bin"
-        try:
-            fetched = self.storage.read(job.version, path)
-            return JobResult(job, fetched, extract(path, job.version, fetched.content_type, self.models))
-        except VersionChanged as changed:
-            return JobResult(job, superseded=str(changed))
-        except Exception as error:  # returned, not raised: one bad object must not fail its batch
-            log.warning("extract_failed uri=%s etag=%s error=%s", job.version.uri, job.version.etag, error)
-            return JobResult(job, error=f"{type(error).__name__}: {error}")
-        finally:
-            path.unlink(missing_ok=True)
+        """The object is spooled to a directory of its own that goes with the job, finished or not."""
+        with tempfile.TemporaryDirectory(prefix="mediasift-job-") as spool:
+            path = Path(spool) / "object.bin"
+            try:
+                fetched = self.storage.read(job.version, path)
+                return JobResult(job, fetched, extract(path, job.version, fetched.content_type, self.models))
+            except VersionChanged as changed:
+                return JobResult(job, superseded=str(changed))
+            except Exception as error:  # returned, not raised: one bad object must not fail its batch
+                log.warning("extract_failed uri=%s etag=%s error=%s", job.version.uri, job.version.etag, error)
+                return JobResult(job, error=f"{type(error).__name__}: {error}")
 
     def load_counts(self) -> dict[str, int]:
         return dict(self.models.load_counts)
@@ -142,16 +142,17 @@ class RayCompute(Compute):
         import ray
 
         self.batch_size = batch_size
-        self.started_ray = False
+        self.ray_dir: Path | None = None
+        """Temp dir of the private Ray this started (None when joining a cluster or an initialized Ray)."""
         if not ray.is_initialized():
-            self.started_ray = start_ray(address)
+            self.ray_dir = start_ray(address)
         gpus = ray.cluster_resources().get("GPU", 0)
         settings = config.settings.model_copy(update={"device": "cuda" if gpus else config.settings.device})
         remote = ray.remote(Worker)
         self.actors = [
             remote.options(
                 name=f"{ACTOR_PREFIX}-{i}", namespace=RAY_NAMESPACE, get_if_exists=True,
-                lifetime=None if self.started_ray else "detached", max_restarts=-1, max_task_retries=3,
+                lifetime=None if self.ray_dir else "detached", max_restarts=-1, max_task_retries=3,
                 num_cpus=1, num_gpus=(gpus / actors) if gpus else 0,
             ).remote(WorkerConfig(settings))
             for i in range(actors)
@@ -194,20 +195,22 @@ class RayCompute(Compute):
         import ray
 
         ray.shutdown()
+        if self.ray_dir:
+            shutil.rmtree(self.ray_dir, ignore_errors=True)
 
 
-def start_ray(address: str | None) -> bool:
-    """Join `address`, or start a private Ray on this machine bound to 127.0.0.1. True if started here.
-    (Ray's temp dir stays short: its unix socket paths must fit in 107 bytes.)"""
+def start_ray(address: str | None) -> Path | None:
+    """Join `address`, or start a private Ray on this machine bound to 127.0.0.1 and return its temp dir.
+    (That dir stays short: Ray's unix socket paths must fit in 107 bytes.)"""
     import ray
 
     if address:
         ray.init(address=address, namespace=RAY_NAMESPACE, log_to_driver=False, configure_logging=False)
-        return False
+        return None
+    temp_dir = Path(tempfile.mkdtemp(prefix="msray-", dir="/tmp"))
     ray.init(num_cpus=os.cpu_count() or 2, include_dashboard=False, _node_ip_address="127.0.0.1",
-             _temp_dir=tempfile.mkdtemp(prefix="msray-", dir="/tmp"),
-             namespace=RAY_NAMESPACE, log_to_driver=False, configure_logging=False)
-    return True
+             _temp_dir=str(temp_dir), namespace=RAY_NAMESPACE, log_to_driver=False, configure_logging=False)
+    return temp_dir
 
 
 def compute_for(settings: Settings) -> Compute:

@@ -1,5 +1,8 @@
-"""Small steps the integration tests share: wait for webhook events, tick the sensor, run a partition."""
+"""Small steps the integration tests share: wait for webhook events, tick the sensor, run a partition, check
+Ray's listeners."""
 
+import re
+import subprocess
 import time
 
 import dagster as dg
@@ -21,6 +24,15 @@ def wait_for_events(inbox: Inbox, bucket: str, count: int, timeout: float = 15) 
             raise AssertionError(f"expected {count} events for {bucket}, got {len(found)}: {found}")
         time.sleep(0.05)
     return found
+
+
+def assert_ray_listens_on_loopback_only() -> None:
+    listeners = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=True).stdout.splitlines()
+    ray_lines = [line for line in listeners if re.search(r'"(raylet|gcs_server|ray::[^"]*)"', line)]
+    assert ray_lines, "no Ray listener found"
+    for line in ray_lines:
+        local = line.split()[3]
+        assert local.startswith(("127.0.0.1:", "[::ffff:127.0.0.1]:")), line
 
 
 def pipeline_resources(settings, bucket: str, work_dir, ray: str = "off") -> dict:

@@ -2,9 +2,8 @@
 and every Ray listener is on 127.0.0.1."""
 
 import os
-import re
 import signal
-import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -21,6 +20,7 @@ from mediasift.indexing import Stores, index_versions, stores_from
 from mediasift.layers.rows import LAYERS
 from mediasift.samples import write_samples
 from mediasift.storage import Storage
+from tests.helpers import assert_ray_listens_on_loopback_only
 
 pytestmark = pytest.mark.slow
 
@@ -42,6 +42,7 @@ def ray_compute(stack):
     compute = RayCompute(WorkerConfig(stack.settings), address=None, actors=2, batch_size=2)
     yield compute
     compute.close()
+    assert not compute.ray_dir.exists(), "the private Ray's temp dir outlived it"
 
 
 def comparable(extraction) -> dict:
@@ -49,8 +50,11 @@ def comparable(extraction) -> dict:
             for layer, rows in extraction.rows.items()}
 
 
-def test_inline_and_ray_produce_identical_rows(stack, jobs, ray_compute):
+def test_inline_and_ray_produce_identical_rows(stack, jobs, ray_compute, tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     inline = InlineCompute(WorkerConfig(stack.settings)).extract(jobs)
+    left = [p.name for p in tmp_path.iterdir() if not p.name.startswith("torchinductor_")]  # torch's own cache
+    assert left == [], "extraction left files behind in the temp dir"
     on_ray = ray_compute.extract(jobs)
     assert len(inline) == len(on_ray) == len(jobs)
     for job, a, b in zip(jobs, inline, on_ray, strict=True):
@@ -71,12 +75,7 @@ def test_each_model_is_loaded_once_per_actor(jobs, ray_compute):
 
 
 def test_ray_listens_on_loopback_only(ray_compute):
-    listeners = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=True).stdout.splitlines()
-    ray_lines = [line for line in listeners if re.search(r'"(raylet|gcs_server|ray::[^"]*)"', line)]
-    assert ray_lines, "no Ray listener found"
-    for line in ray_lines:
-        local = line.split()[3]
-        assert local.startswith(("127.0.0.1:", "[::ffff:127.0.0.1]:")), line
+    assert_ray_listens_on_loopback_only()
 
 
 def checked_by_source_step(jobs, tmp_path) -> tuple[Inbox, Stores, list[str]]:

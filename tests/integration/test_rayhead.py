@@ -1,0 +1,47 @@
+"""The stack's own Ray head (`MEDIASIFT_RAY=local` with `mediasift up`): runs join it, its actors outlive
+each run, and it leaves nothing behind when it stops."""
+
+import os
+import subprocess
+import time
+
+import pytest
+
+from mediasift.compute import RayCompute, WorkerConfig
+from mediasift.rayhead import LocalRayHead
+from tests.helpers import assert_ray_listens_on_loopback_only
+
+pytestmark = pytest.mark.slow
+
+
+def test_runs_joining_the_head_reuse_its_actors_and_stop_leaves_nothing(stack, tmp_path):
+    head = LocalRayHead(tmp_path, num_cpus=1).start()
+    try:
+        first_run = RayCompute(WorkerConfig(stack.settings), address=head.address, actors=1)
+        (actor,) = first_run.pids()
+        first_run.close()
+        assert_ray_listens_on_loopback_only()
+        second_run = RayCompute(WorkerConfig(stack.settings), address=head.address, actors=1)
+        assert second_run.pids() == [actor], "a later run got a fresh actor: its models would load again"
+        second_run.close()
+    finally:
+        stopping = time.monotonic()
+        head.stop()
+    assert time.monotonic() - stopping < 10, "the head took its SIGTERM path (30 s)"
+    assert _gone(actor), "the detached actor outlived its head"
+    leftovers = [line for line in subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True,
+                                                 check=True).stdout.splitlines() if str(head.temp_dir) in line]
+    assert leftovers == []
+    assert not head.temp_dir.exists(), "the head's temp dir outlived it"
+
+
+def _gone(pid: int, within: float = 5.0) -> bool:
+    """True once `pid` no longer exists (an orphan may linger a moment before it is reaped)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
