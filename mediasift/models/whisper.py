@@ -17,5 +17,10 @@ def load_whisper(model: str | None, device: str = "cpu") -> WhisperModel:
     """`model`: a faster-whisper model name or a local CTranslate2 directory; None for tiny.en."""
     if device == "cuda":
         return WhisperModel(model or default_model_path(), device="cuda", compute_type="float16")
-    return WhisperModel(model or default_model_path(), device="cpu", compute_type="int8",
-                        cpu_threads=max(1, os.cpu_count() or 1))
+    return WhisperModel(model or default_model_path(), device="cpu", compute_type="int8", cpu_threads=cpu_threads())
+
+
+def cpu_threads() -> int:
+    """The CPUs this process was given: a Ray actor gets `OMP_NUM_THREADS` set to its `num_cpus` (as torch
+    reads it); without it, every core. (All cores in each of N actors would oversubscribe the node N times.)"""
+    return max(1, int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1))

@@ -18,6 +18,7 @@ from mediasift.identity import ObjectVersion
 from mediasift.inbox import Inbox, State
 from mediasift.indexing import Stores, index_versions, stores_from
 from mediasift.layers.rows import LAYERS
+from mediasift.models.whisper import cpu_threads
 from mediasift.samples import write_samples
 from mediasift.storage import Storage
 from tests.helpers import assert_ray_listens_on_loopback_only
@@ -72,6 +73,14 @@ def test_each_model_is_loaded_once_per_actor(jobs, ray_compute):
     ray_compute.extract(jobs * 2)
     for counts in ray_compute.load_counts():
         assert counts and all(n == 1 for n in counts.values()), counts
+
+
+def test_whisper_on_a_ray_worker_uses_the_cpus_ray_gave_it_not_every_core(ray_compute, monkeypatch):
+    import ray
+
+    assert ray.get([actor.__ray_call__.remote(lambda _: cpu_threads()) for actor in ray_compute.actors]) == [1, 1]
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert cpu_threads() == os.cpu_count()
 
 
 def test_ray_listens_on_loopback_only(ray_compute):
