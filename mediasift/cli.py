@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import signal
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -35,10 +37,17 @@ app = typer.Typer(help="mediasift: bucket notifications in, queryable multimodal
                   no_args_is_help=True, pretty_exceptions_enable=False)
 objects_app = typer.Typer(help="Inspect object versions and their lineage.", no_args_is_help=True)
 app.add_typer(objects_app, name="objects")
+dlq_app = typer.Typer(help="The dead-letter queue: object versions that failed all their attempts.",
+                      no_args_is_help=True)
+app.add_typer(dlq_app, name="dlq")
 console = Console()
 err = Console(stderr=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
+BucketOption = Annotated[str | None, typer.Option(help="Only this bucket.")]
+DlqTargets = Annotated[list[str] | None, typer.Argument(
+    help="s3://BUCKET/KEY (its dead-lettered versions) or version hashes (partition keys).", show_default=False)]
+DlqAll = Annotated[bool, typer.Option("--all", help="Every version in the DLQ (of --bucket, when given).")]
 
 
 def _settings() -> Settings:
@@ -202,6 +211,72 @@ def objects_show(uri: Annotated[str, typer.Argument(help="s3://BUCKET/KEY")], as
             table.add_row(name, "-" if value is None else str(value))
         table.add_row("layers", ", ".join(f"{layer} {n}" for layer, n in facts["layers"].items()))
         console.print(table)
+
+
+@dlq_app.command("list")
+def dlq_list(bucket: BucketOption = None, as_json: JsonOption = False) -> None:
+    """Dead-lettered versions, oldest failure first, with their last error."""
+    entries = Inbox(_settings().inbox_url).dead_letters(bucket)
+    if as_json:
+        console.print_json(json.dumps([version_json(v) for v in entries]))
+        return
+    table = Table(Column("object", overflow="fold"), "version", "attempts", "failed at",
+                  Column("last error", overflow="fold"),
+                  title=f"dead-letter queue: {len(entries)} version(s)")
+    for v in entries:
+        table.add_row(f"s3://{v.bucket}/{v.key}", v.version_hash, str(v.attempts),
+                      time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(v.updated_at)), v.last_error or "-")
+    console.print(table)
+
+
+@dlq_app.command("retry")
+def dlq_retry(targets: DlqTargets = None, every: DlqAll = False, bucket: BucketOption = None,
+              as_json: JsonOption = False) -> None:
+    """Send versions through the pipeline again with fresh attempts (each gets a new run on the sensor's
+    next tick). The object must still be in the bucket as that version, or it ends superseded or deleted."""
+    inbox = Inbox(_settings().inbox_url)
+    redriven = inbox.redrive(_dead_lettered(inbox, targets, every, bucket))
+    if as_json:
+        console.print_json(json.dumps([version_json(v) for v in redriven]))
+        return
+    for v in redriven:
+        console.print(f"retrying s3://{v.bucket}/{v.key} (version {v.version_hash})")
+    console.print(f"{len(redriven)} version(s) sent again; watch them with `mediasift status`")
+
+
+@dlq_app.command("purge")
+def dlq_purge(targets: DlqTargets = None, every: DlqAll = False, bucket: BucketOption = None,
+              yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+              as_json: JsonOption = False) -> None:
+    """Take versions out of the DLQ without trying again: they stay failed, with their last error."""
+    inbox = Inbox(_settings().inbox_url)
+    hashes = _dead_lettered(inbox, targets, every, bucket)
+    if not yes and not typer.confirm(f"Purge {len(hashes)} version(s) from the dead-letter queue?"):
+        raise typer.Exit(1)
+    purged = inbox.purge(hashes)
+    console.print_json(json.dumps({"purged": purged})) if as_json else console.print(f"purged {purged} version(s)")
+
+
+def _dead_lettered(inbox: Inbox, targets: list[str] | None, every: bool, bucket: str | None) -> list[str]:
+    """The version hashes the user named (every one must be in the DLQ), or the whole DLQ with --all."""
+    if every == bool(targets):
+        _fail("name versions (s3://BUCKET/KEY or a version hash) or pass --all, not both")
+    if every:
+        return [v.version_hash for v in inbox.dead_letters(bucket)]
+    hashes = []
+    for target in targets or []:
+        if re.fullmatch(r"[0-9a-f]{16}", target):
+            versions = [v for v in [inbox.version(target)] if v]
+        else:
+            try:
+                versions = inbox.versions_of(*parse_s3_uri(target))
+            except ValueError as error:
+                _fail(f"{error} or a version hash")
+        found = [v.version_hash for v in versions if v.in_dlq]
+        if not found:
+            _fail(f"{target} has no version in the dead-letter queue (see `mediasift dlq list`)")
+        hashes += found
+    return hashes
 
 
 @app.command()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -47,7 +48,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from mediasift.errors import InboxUnavailable, LockHeld
-from mediasift.events.models import EventKind, NotificationEvent
+from mediasift.events.models import EventKind, NotificationEvent, Source
 from mediasift.identity import object_id
 
 
@@ -156,7 +157,11 @@ class AppendResult:
 
 
 def dedup_key(e: NotificationEvent) -> str:
-    discriminator = "" if e.etag else (e.version_id or e.sequencer or "")
+    """Redrives are never duplicates: each is its own request to try again (its sequencer is unique)."""
+    if e.source is Source.REDRIVE:
+        discriminator = f"redrive:{e.sequencer}"
+    else:
+        discriminator = "" if e.etag else (e.version_id or e.sequencer or "")
     parts = (e.bucket, e.key, e.etag, e.kind.value, discriminator)
     return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -228,14 +233,19 @@ class Inbox:
         now = time.time()
         results = []
         with self._write() as conn:
-            if not self.is_sqlite:
-                conn.execute(select(func.pg_advisory_xact_lock(APPEND_LOCK_ID)))
+            self._lock_appends(conn)
             for events in groups:
                 inserted = 0
                 for e in events:
                     inserted += self._append_one(conn, e, now)
                 results.append(AppendResult(inserted, len(events) - inserted))
         return results
+
+    def _lock_appends(self, conn: Connection) -> None:
+        """On Postgres, appends commit one at a time, so events become visible in `seq` order and a reader's
+        cursor never passes one still being written (SQLite serialises every write anyway)."""
+        if not self.is_sqlite:
+            conn.execute(select(func.pg_advisory_xact_lock(APPEND_LOCK_ID)))
 
     def _append_one(self, conn: Connection, e: NotificationEvent, now: float) -> bool:
         if e.kind is EventKind.DELETED and not e.etag:
@@ -393,6 +403,42 @@ class Inbox:
         with self._write() as conn:
             self._finish(conn, version_hash_, state=State.FAILED.value, last_error=error[:4000],
                          in_dlq=dead_letter, attempts=self._greatest(versions_table.c.attempts, attempt))
+
+    def dead_letters(self, bucket: str | None = None) -> list[VersionRecord]:
+        """Versions that failed every attempt, oldest failure first."""
+        v = versions_table.c
+        query = select(versions_table).where(v.in_dlq.is_(True)).order_by(v.updated_at)
+        if bucket:
+            query = query.where(v.bucket == bucket)
+        with self._read() as conn:
+            return [_version(r) for r in conn.execute(query).all()]
+
+    def redrive(self, version_hashes: list[str]) -> list[VersionRecord]:
+        """Send dead-lettered versions through the pipeline again, each with a fresh set of attempts: a new
+        inbox event per version (a new run key, since a failed run is never requested again by the same
+        one) and the version back to pending, in one transaction. Versions not in the DLQ are left alone;
+        returns the ones redriven."""
+        now = time.time()
+        v = versions_table.c
+        with self._write() as conn:
+            self._lock_appends(conn)
+            rows = conn.execute(select(versions_table).where(v.version_hash.in_(version_hashes))
+                                .where(v.in_dlq.is_(True))).all()
+            for row in rows:
+                self._append_one(conn, NotificationEvent(
+                    Source.REDRIVE, EventKind.CREATED, row.bucket, row.key, row.etag, version_id=row.version_id,
+                    size=row.size, sequencer=uuid.uuid4().hex), now)
+            conn.execute(update(versions_table).where(v.version_hash.in_([r.version_hash for r in rows]))
+                         .values(state=State.PENDING.value, in_dlq=False, attempts=0, lease_owner=None,
+                                 lease_until=None, updated_at=now))
+        return [_version(r) for r in rows]
+
+    def purge(self, version_hashes: list[str]) -> int:
+        """Take versions out of the DLQ without trying again: they stay failed, with their last error."""
+        v = versions_table.c
+        with self._write() as conn:
+            return conn.execute(update(versions_table).where(v.version_hash.in_(version_hashes))
+                                .where(v.in_dlq.is_(True)).values(in_dlq=False, updated_at=time.time())).rowcount
 
     def counts(self) -> dict[str, int]:
         """Versions per state, plus `dlq` (failed versions that used all their attempts)."""

@@ -22,6 +22,8 @@ class Source(StrEnum):
     SEAWEEDFS = "seaweedfs"
     S3 = "s3"
     RECONCILE = "reconcile"
+    REDRIVE = "redrive"
+    """`mediasift dlq retry`: a dead-lettered version sent through the pipeline again."""
 
 
 @dataclass(frozen=True)

@@ -74,12 +74,13 @@ def test_runs_materialize_lineage_supersede_overwrites_and_mark_deletions(stack,
     )
 
 
-def test_unreadable_object_is_retried_then_dead_lettered(stack, bucket, stack_inbox, instance, resources):
+def test_unreadable_object_is_retried_dead_lettered_and_redriven(stack, bucket, stack_inbox, instance, resources):
     client = Storage.from_settings(stack.settings).client
     cursor = str(stack_inbox.last_seq())
     client.put_object(Bucket=bucket, Key="locked.bin", Body=b"x")
     wait_for_events(stack_inbox, bucket, 1)
-    (request,) = tick(instance, resources, cursor).run_requests
+    first = tick(instance, resources, cursor)
+    (request,) = first.run_requests
     s3 = resources["s3"]
     broken = {**resources, "s3": S3StorageResource(endpoint_url=s3.endpoint_url, bucket=bucket,
                                                    access_key_id=s3.access_key_id, secret_access_key="wrong")}
@@ -88,6 +89,13 @@ def test_unreadable_object_is_retried_then_dead_lettered(stack, bucket, stack_in
     (version,) = stack_inbox.versions_of(bucket, "locked.bin")
     assert (version.state, version.attempts, version.in_dlq) == (State.FAILED, 3, True)
     assert "403" in version.last_error
+
+    assert [v.version_hash for v in stack_inbox.redrive([version.version_hash])] == [version.version_hash]
+    (again,) = tick(instance, resources, first.cursor).run_requests
+    assert again.partition_key == request.partition_key and again.run_key != request.run_key
+    assert run(instance, resources, again).success
+    (version,) = stack_inbox.versions_of(bucket, "locked.bin")
+    assert (version.state, version.in_dlq, version.attempts) == (State.DONE, False, 1)
 
 
 def test_batch_mode_makes_one_run_per_batch_and_every_object_its_own_partition(stack, bucket, stack_inbox,

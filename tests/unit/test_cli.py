@@ -3,6 +3,9 @@ import json
 from typer.testing import CliRunner
 
 from mediasift.cli import app
+from mediasift.config import Settings
+from mediasift.events import EventKind, NotificationEvent, Source
+from mediasift.inbox import Inbox, State
 
 
 def test_status_json_has_the_counts_depth_endpoints_and_untrained_visual_flag(tmp_path, monkeypatch):
@@ -18,7 +21,7 @@ def test_status_json_has_the_counts_depth_endpoints_and_untrained_visual_flag(tm
 
 def test_help_lists_every_command():
     result = CliRunner().invoke(app, ["--help"])
-    for command in ("up", "demo", "ingest", "search", "status", "objects", "reconcile", "receiver"):
+    for command in ("up", "demo", "ingest", "search", "status", "objects", "reconcile", "receiver", "dlq"):
         assert command in result.output
 
 
@@ -34,3 +37,37 @@ def test_ingest_of_a_missing_path_fails_before_uploading(tmp_path, monkeypatch):
     monkeypatch.setenv("MEDIASIFT_HOME", str(tmp_path))
     result = CliRunner().invoke(app, ["ingest", str(tmp_path / "missing.mp4")])
     assert result.exit_code == 1 and "no such file" in result.output
+
+
+def test_dlq_list_retry_and_purge(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDIASIFT_HOME", str(tmp_path))
+    inbox = Inbox(Settings.load().inbox_url)
+    events = [NotificationEvent(Source.S3, EventKind.CREATED, "media", key, "e1") for key in ("a b.mp4", "c.pdf")]
+    inbox.append(events)
+    for e in events:
+        inbox.mark_failed(e.version_hash, "ObjectReadError: 403", dead_letter=True, attempt=3)
+    cli = CliRunner()
+
+    listed = json.loads(cli.invoke(app, ["dlq", "list", "--json"]).output)
+    assert [(v["key"], v["attempts"], v["last_error"]) for v in listed] == [
+        ("a b.mp4", 3, "ObjectReadError: 403"), ("c.pdf", 3, "ObjectReadError: 403")]
+    retried = cli.invoke(app, ["dlq", "retry", "s3://media/a b.mp4", "--json"])
+    assert retried.exit_code == 0, retried.output
+    assert [v["partition_key"] for v in json.loads(retried.output)] == [events[0].version_hash]
+    assert inbox.version(events[0].version_hash).state is State.PENDING
+    assert inbox.events_after(2, 10)[0].source == "redrive"
+    assert cli.invoke(app, ["dlq", "purge", "--all"], input="n\n").exit_code == 1
+    assert inbox.counts()["dlq"] == 1
+    purged = cli.invoke(app, ["dlq", "purge", events[1].version_hash, "--yes", "--json"])
+    assert json.loads(purged.output) == {"purged": 1}
+    assert json.loads(cli.invoke(app, ["dlq", "list", "--json"]).output) == []
+
+
+def test_dlq_commands_name_what_is_wrong(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDIASIFT_HOME", str(tmp_path))
+    nothing = CliRunner().invoke(app, ["dlq", "retry"])
+    assert nothing.exit_code == 1 and "--all" in nothing.output
+    unknown = CliRunner().invoke(app, ["dlq", "retry", "s3://media/never.mp4"])
+    assert unknown.exit_code == 1 and "no version in the dead-letter queue" in unknown.output
+    bad = CliRunner().invoke(app, ["dlq", "purge", "media/key", "--yes"])
+    assert bad.exit_code == 1 and "s3://BUCKET/KEY" in bad.output

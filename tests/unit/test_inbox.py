@@ -139,6 +139,36 @@ def test_final_failure_goes_to_the_dead_letter_queue(inbox):
     assert inbox.version(created("b").version_hash).last_error == "ValueError: corrupt"
 
 
+def test_redrive_gives_a_dead_letter_a_new_event_and_fresh_attempts_each_time(inbox):
+    inbox.append([created("a"), created("b")])
+    a, b = created("a").version_hash, created("b").version_hash
+    inbox.claim(a, "run-1", 60)
+    inbox.mark_failed(a, "OSError: 503", dead_letter=True, attempt=3)
+    inbox.mark_failed(b, "OSError: 503", dead_letter=False, attempt=1)
+    assert [v.version_hash for v in inbox.dead_letters()] == [a]
+    seq = inbox.last_seq()
+    assert [v.version_hash for v in inbox.redrive([a, b])] == [a]
+    assert [v.version_hash for v in inbox.redrive([a])] == []
+    (event,) = inbox.events_after(seq, 10)
+    assert (event.version_hash, event.source, event.kind) == (a, "redrive", EventKind.CREATED)
+    record = inbox.version(a)
+    assert (record.state, record.in_dlq, record.attempts, record.first_seq) == (State.PENDING, False, 0, 1)
+    assert inbox.version(b).state is State.FAILED
+    inbox.mark_failed(a, "OSError: 503", dead_letter=True, attempt=3)
+    inbox.redrive([a])
+    assert len(inbox.events_after(seq, 10)) == 2, "a second redrive was absorbed as a duplicate"
+
+
+def test_purge_takes_versions_out_of_the_dead_letter_queue_but_keeps_their_failure(inbox):
+    inbox.append([created("a")])
+    a = created("a").version_hash
+    inbox.mark_failed(a, "ValueError: corrupt", dead_letter=True)
+    assert inbox.purge([a, "0" * 16]) == 1
+    record = inbox.version(a)
+    assert (record.state, record.in_dlq, record.last_error) == (State.FAILED, False, "ValueError: corrupt")
+    assert inbox.dead_letters() == [] and inbox.counts()["dlq"] == 0
+
+
 def test_deleted_and_superseded_versions_are_not_live(inbox):
     inbox.append([created("a"), created("b"), created("c")])
     inbox.mark_deleted(created("a").version_hash)
