@@ -1,7 +1,8 @@
 """A burst of mixed small objects through the whole pipeline: per-object runs vs batched runs vs pure
 extraction on warm Ray actors.
 
-    python bench/throughput.py [--objects 200] [--batch-size 100] [--sensor-interval 5] [--skip-per-object] [--json]
+    python bench/throughput.py [--objects 200] [--batch-size 100] [--sensor-interval 1] [--actors 2]
+                               [--skip-per-object] [--json]
 
 Each pipeline mode runs on its own embedded stack (SeaweedFS webhook → receiver → inbox → Dagster daemon
 → runs) with a local Ray head, from the first upload to the last object `done`. Pure extraction is the
@@ -10,7 +11,8 @@ orchestration overhead of a mode is its end-to-end time divided by the pure extr
 prints where the machine's CPU went during pure extraction and during the batched burst, by process role
 (read from /proc; on a small machine the orchestration competes with the actors for the same cores), and
 a timeline of the burst (when the first run was created and started, when the first and last objects
-were done).
+were done). `--actors` below the core count leaves the orchestration cores the actors do not use, as a
+cluster or a GPU node would.
 """
 
 from __future__ import annotations
@@ -129,9 +131,10 @@ class CpuByRole:
         return {role: round(seconds, 1) for role, seconds in used.most_common() if seconds >= 0.5}
 
 
-def pipeline(objects: list[Path], batch_size: int, home: Path, pure: bool, sensor_interval: int) -> dict:
+def pipeline(objects: list[Path], batch_size: int, home: Path, pure: bool, sensor_interval: int, actors: int
+             ) -> dict:
     settings = Settings(home=home, ray="local", run_batch_size=batch_size, run_batch_max_wait_s=5.0,
-                        sensor_interval_s=sensor_interval)
+                        sensor_interval_s=sensor_interval, ray_actors=actors)
     with Stack(settings, DagsterMode.DAEMON) as stack:
         storage = Storage.from_settings(stack.settings)
         bucket = stack.settings.bucket
@@ -207,11 +210,12 @@ def _run_records(stack: Stack) -> list:
     instance = dg.DagsterInstance.from_config(str(stack.dagster_home))
     return list(instance.get_run_records(dg.RunsFilter(job_name="ingest_object_version")))
 
-def report(rows: list[dict], count: int, console: Console) -> None:
+
+def report(rows: list[dict], count: int, actors: int, console: Console) -> None:
     pure = next(r["seconds"] for r in rows if r["mode"] == "pure extraction (warm actors)")
     table = Table("mode", "objects", "runs", "seconds", "objects/min", "overhead (÷ pure)",
                   title=f"{count} mixed small objects (40% images, 30% PDFs, 20% audio, 10% video), "
-                        f"{os.cpu_count()} cores")
+                        f"{os.cpu_count()} cores, {actors} Ray actors")
     for row in rows:
         table.add_row(row["mode"], str(row["objects"]), str(row.get("runs", "-")), f"{row['seconds']:.1f}",
                       f"{row['objects'] / row['seconds'] * 60:.0f}", f"{row['seconds'] / pure:.2f}")
@@ -241,13 +245,14 @@ def main() -> None:
     parser.add_argument("--objects", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--sensor-interval", type=int, default=Settings().sensor_interval_s)
+    parser.add_argument("--actors", type=int, default=Settings().ray_actors, help="Ray extraction actors")
     parser.add_argument("--skip-per-object", action="store_true", help="skip the slow run-per-object mode")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         objects = make_objects(Path(tmp) / "objects", args.objects)
         batched = pipeline(objects, args.batch_size, Path(tmp) / "batched", pure=True,
-                           sensor_interval=args.sensor_interval)
+                           sensor_interval=args.sensor_interval, actors=args.actors)
         rows = [
             {"mode": "pure extraction (warm actors)", "objects": len(objects), "seconds": batched["pure"]["seconds"],
              "cpu_s": batched["pure"]["cpu_s"]},
@@ -256,13 +261,14 @@ def main() -> None:
              "timeline_s": batched["timeline_s"]},
         ]
         if not args.skip_per_object:
-            single = pipeline(objects, 1, Path(tmp) / "single", pure=False, sensor_interval=args.sensor_interval)
+            single = pipeline(objects, 1, Path(tmp) / "single", pure=False, sensor_interval=args.sensor_interval,
+                              actors=args.actors)
             rows.append({"mode": "a run per object", "objects": single["done"], "runs": single["runs"],
                          "seconds": single["end_to_end_s"]})
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
-        report(rows, args.objects, Console())
+        report(rows, args.objects, args.actors, Console())
 
 
 if __name__ == "__main__":
