@@ -54,7 +54,6 @@ from mediasift.layers import pages, transcript
 from mediasift.layers.rows import LAYERS
 from mediasift.media.audio import SAMPLE_RATE, iter_audio_chunks
 from mediasift.media.pdf import iter_pages
-from mediasift.media.video import duration_seconds
 from mediasift.models import Models, models_for
 from mediasift.samples import SPEECH, TRUTH, scene_image, title_card, write_scanned_pdf
 from mediasift.storage import sniff_content_type
@@ -231,12 +230,12 @@ def bench_ocr(models: Models, folder: Path) -> dict:
             "pages_read_correctly": sum(str(4400 + row.page) in row.text for row in rows)}
 
 
-def bench_clip(models: Models) -> dict:
+def bench_clip(models: Models, batch: int = CLIP_BATCH, count: int = CLIP_IMAGES) -> dict:
     clip = models.clip
-    images = clip_images(CLIP_IMAGES)
-    clip.embed_images(images[:CLIP_BATCH], batch_size=CLIP_BATCH)
-    vectors, wall = timed(lambda: clip.embed_images(images, batch_size=CLIP_BATCH))
-    return {"model": clip.name, "untrained": clip.untrained, "images": len(vectors), "batch": CLIP_BATCH,
+    images = clip_images(count)
+    clip.embed_images(images[:batch], batch_size=batch)
+    vectors, wall = timed(lambda: clip.embed_images(images, batch_size=batch))
+    return {"model": clip.name, "untrained": clip.untrained, "images": len(vectors), "batch": batch,
             "size": "640x427", "wall_s": round(wall, 2), "images_per_s": round(len(vectors) / wall, 1)}
 
 
@@ -308,13 +307,18 @@ def run_child(path: Path) -> dict:
     return result
 
 
+def video_seconds(path: Path) -> float:
+    with av.open(str(path)) as container:
+        return (container.duration or 0) / av.time_base
+
+
 def bench_memory(folder: Path, minutes: float, console: Console) -> dict:
     runs = {}
     for label, seconds in (("short", SHORT_VIDEO_SECONDS), ("long", round(minutes * 60))):
         path = folder / f"video_{seconds}s.mp4"
         _, generate_s = timed(lambda path=path, seconds=seconds: write_long_video(path, seconds))
         console.log(f"wrote {path.name} in {generate_s:.0f} s; extracting in a child process")
-        runs[label] = {"duration_s": round(duration_seconds(path) or 0.0, 1), "fps": VIDEO_FPS,
+        runs[label] = {"duration_s": round(video_seconds(path), 1), "fps": VIDEO_FPS,
                        "size": f"{VIDEO_SIZE[0]}x{VIDEO_SIZE[1]}", "file_mb": round(path.stat().st_size / 2**20, 2),
                        "generate_s": round(generate_s, 1), **run_child(path)}
         path.unlink()
