@@ -21,6 +21,12 @@ CLIENT_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token"
 generated once in ~/.ray/auth_token and read by both sides)."""
 
 
+RAY_CLI = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+           "from ray.scripts.scripts import main; sys.argv[0] = 'ray'; sys.exit(main())")
+"""`ray` itself, with Ctrl-C's handler in place even when started from a shell that ignores SIGINT (as
+background jobs of a non-interactive shell do): `stop` relies on it."""
+
+
 class LocalRayHead:
     def __init__(self, log_dir: Path, num_cpus: int | None = None):
         self.log_dir = log_dir
@@ -34,7 +40,7 @@ class LocalRayHead:
         self.address = f"{LOOPBACK}:{port}"
         self.temp_dir = Path(tempfile.mkdtemp(prefix="msray-", dir="/tmp"))
         argv = [
-            str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", f"--node-ip-address={LOOPBACK}",
+            sys.executable, "-c", RAY_CLI, "start", "--head", "--block", f"--node-ip-address={LOOPBACK}",
             f"--port={port}", f"--num-cpus={self.num_cpus}", "--include-dashboard=false", "--disable-usage-stats",
             f"--ray-client-server-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}",
             f"--temp-dir={self.temp_dir}",
