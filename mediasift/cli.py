@@ -260,7 +260,7 @@ def dlq_purge(targets: DlqTargets = None, every: DlqAll = False, bucket: BucketO
 def _dead_lettered(inbox: Inbox, targets: list[str] | None, every: bool, bucket: str | None) -> list[str]:
     """The version hashes the user named (every one must be in the DLQ), or the whole DLQ with --all."""
     if every == bool(targets):
-        _fail("name versions (s3://BUCKET/KEY or a version hash) or pass --all, not both")
+        _fail("either name versions (s3://BUCKET/KEY or a version hash) or pass --all")
     if every:
         return [v.version_hash for v in inbox.dead_letters(bucket)]
     hashes = []
