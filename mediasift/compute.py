@@ -38,6 +38,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "token")
 log = logging.getLogger(__name__)
 ACTOR_PREFIX = "mediasift-extractor"
 QUEUE_DEPTH = 2
+SPOOL_PREFIX = "mediasift-job-"
 RAY_NAMESPACE = "mediasift"
 
 
@@ -77,13 +78,14 @@ class Worker:
         self.config = config
         self.models = Models(config.settings)
         self.storage = config.storage()
+        remove_orphan_spools()
 
     def run(self, jobs: Sequence[ExtractJob]) -> list[JobResult]:
         return [self._one(job) for job in jobs]
 
     def _one(self, job: ExtractJob) -> JobResult:
         """The object is spooled to a directory of its own that goes with the job, finished or not."""
-        with tempfile.TemporaryDirectory(prefix="mediasift-job-") as spool:
+        with tempfile.TemporaryDirectory(prefix=f"{SPOOL_PREFIX}{os.getpid()}-") as spool:
             path = Path(spool) / "object.bin"
             try:
                 fetched = self.storage.read(job.version, path)
@@ -99,6 +101,25 @@ class Worker:
 
     def pid(self) -> int:
         return os.getpid()
+
+
+def remove_orphan_spools() -> None:
+    """Spools of workers killed mid-object (an OOM kill, a lost actor) would stay in the temp dir, a whole
+    object each; a worker starting (a restarted actor, say) removes those whose process is gone."""
+    for spool in Path(tempfile.gettempdir()).glob(f"{SPOOL_PREFIX}*-*"):
+        pid = spool.name.removeprefix(SPOOL_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(spool, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        pass
+    return True
 
 
 class Compute(ABC):

@@ -7,12 +7,13 @@ import tempfile
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from mediasift import indexing
-from mediasift.compute import ExtractJob, InlineCompute, RayCompute, WorkerConfig
+from mediasift.compute import SPOOL_PREFIX, ExtractJob, InlineCompute, RayCompute, WorkerConfig
 from mediasift.events import EventKind, NotificationEvent, Source
 from mediasift.identity import ObjectVersion
 from mediasift.inbox import Inbox, State
@@ -146,6 +147,7 @@ def test_worker_killed_mid_batch_is_retried_without_duplicate_rows(stack, jobs, 
     finally:
         compute.close()
     assert after != before, "the worker was not killed during the batch"
+    assert list(Path(tempfile.gettempdir()).glob(f"{SPOOL_PREFIX}{before}-*")) == [], "the killed worker's spool"
     assert [o.state for o in outcomes] == [State.DONE] * len(hashes)
     recorded = inbox.versions(hashes)
     assert all(len(recorded[h].sha256) == 64 and recorded[h].content_type for h in hashes)
