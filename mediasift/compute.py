@@ -29,6 +29,7 @@ from mediasift.config import Settings, secret
 from mediasift.errors import VersionChanged
 from mediasift.extract import Extraction, extract
 from mediasift.identity import ObjectVersion
+from mediasift.processes import alive
 from mediasift.storage import Fetched, Storage
 
 # Read by Ray when it is imported: loopback listeners only, and token auth (Ray's own default for new local
@@ -108,18 +109,8 @@ def remove_orphan_spools() -> None:
     object each; a worker starting (a restarted actor, say) removes those whose process is gone."""
     for spool in Path(tempfile.gettempdir()).glob(f"{SPOOL_PREFIX}*-*"):
         pid = spool.name.removeprefix(SPOOL_PREFIX).split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not alive(int(pid)):
             shutil.rmtree(spool, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        pass
-    return True
 
 
 class Compute(ABC):

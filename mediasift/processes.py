@@ -1,4 +1,4 @@
-"""Starting and stopping the helper servers (SeaweedFS, Dagster) as process groups on loopback."""
+"""Starting and stopping the helper servers (SeaweedFS, Dagster, Ray) as process groups on loopback."""
 
 from __future__ import annotations
 
@@ -43,6 +43,16 @@ def accepts(port: int, host: str = LOOPBACK) -> bool:
     with socket.socket() as sock:
         sock.settimeout(1)
         return sock.connect_ex((host, port)) == 0
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        pass
+    return True
 
 
 def start_group(argv: Sequence[str], *, cwd: Path, log_path: Path, env: dict[str, str] | None = None

@@ -135,20 +135,20 @@ class Stack:
             argv = [str(bin_dir / "dagster"), "dev", "-m", CODE_LOCATION, "-h", LOOPBACK, "-p", str(port)]
             self.dagster_url = f"http://{LOOPBACK}:{port}"
         else:
-            argv = [str(bin_dir / "dagster-daemon"), "run", "-w", str(self._start_code_server())]
+            argv = [str(bin_dir / "dagster-daemon"), "run", "-w", str(self._start_code_server(bin_dir))]
         self.dagster = start_group(argv, cwd=self.dagster_home, log_path=self.dagster_home / "dagster.log",
                                    env=self.child_env())
         if self.dagster_url:
             wait_until(lambda: urllib.request.urlopen(f"{self.dagster_url}/server_info", timeout=2).status == 200,
                        timeout=120, what=f"Dagster UI on {self.dagster_url}", process=self.dagster, interval=0.5)
 
-    def _start_code_server(self) -> Path:
+    def _start_code_server(self, bin_dir: Path) -> Path:
         """A code server that lives as long as the stack; returns the workspace file that points at it.
         (Given `-m`, the daemon manages its own code server and replaces it every 60 s, and each new one
         imports the whole code location again: seconds of CPU that a burst's extraction needs.) `dagster
         dev` already keeps its code servers."""
         port = free_port()
-        argv = [str(Path(sys.executable).parent / "dagster"), "api", "grpc", "-m", CODE_LOCATION, "-h", LOOPBACK,
+        argv = [str(bin_dir / "dagster"), "api", "grpc", "-m", CODE_LOCATION, "-h", LOOPBACK,
                 "-p", str(port), "--location-name", CODE_LOCATION]
         self.code_server = start_group(argv, cwd=self.dagster_home, log_path=self.dagster_home / "code-server.log",
                                        env=self.child_env())

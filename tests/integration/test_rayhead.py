@@ -1,13 +1,13 @@
 """The stack's own Ray head (`MEDIASIFT_RAY=local` with `mediasift up`): runs join it, its actors outlive
 each run, and it leaves nothing behind when it stops."""
 
-import os
 import subprocess
 import time
 
 import pytest
 
 from mediasift.compute import RayCompute, WorkerConfig
+from mediasift.processes import alive
 from mediasift.rayhead import LocalRayHead
 from tests.helpers import assert_ray_listens_on_loopback_only
 
@@ -38,10 +38,8 @@ def test_runs_joining_the_head_reuse_its_actors_and_stop_leaves_nothing(stack, t
 def _gone(pid: int, within: float = 5.0) -> bool:
     """True once `pid` no longer exists (an orphan may linger a moment before it is reaped)."""
     deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
+    while alive(pid):
+        if time.monotonic() > deadline:
+            return False
         time.sleep(0.1)
-    return False
+    return True
