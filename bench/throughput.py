@@ -207,8 +207,10 @@ def _wait_for_idle_runs(stack: Stack, timeout: float = 600) -> None:
 def _run_records(stack: Stack) -> list:
     import dagster as dg
 
+    from dagster_project.jobs import ingest_job
+
     instance = dg.DagsterInstance.from_config(str(stack.dagster_home))
-    return list(instance.get_run_records(dg.RunsFilter(job_name="ingest_object_version")))
+    return list(instance.get_run_records(dg.RunsFilter(job_name=ingest_job.name)))
 
 
 def report(rows: list[dict], count: int, actors: int, console: Console) -> None:
