@@ -48,15 +48,15 @@ from rich.console import Console
 from rich.table import Table
 
 from mediasift.config import Settings
-from mediasift.extract import extract
+from mediasift.extraction.extract import extract
+from mediasift.extraction.layers import pages, transcript
+from mediasift.extraction.layers.rows import LAYERS
+from mediasift.extraction.media.audio import SAMPLE_RATE, iter_audio_chunks
+from mediasift.extraction.media.pdf import iter_pages
+from mediasift.extraction.models import Models, models_for
 from mediasift.identity import ObjectVersion
-from mediasift.layers import pages, transcript
-from mediasift.layers.rows import LAYERS
-from mediasift.media.audio import SAMPLE_RATE, iter_audio_chunks
-from mediasift.media.pdf import iter_pages
-from mediasift.models import Models, models_for
-from mediasift.samples import SPEECH, TRUTH, scene_image, title_card, write_scanned_pdf
-from mediasift.storage import sniff_content_type
+from mediasift.local.samples import SPEECH, TRUTH, scene_image, title_card, write_scanned_pdf
+from mediasift.store.s3 import sniff_content_type
 
 MODEL_NAMES = ("whisper", "text", "clip", "ocr", "faces", "ner")
 AUDIO_SECONDS = 120

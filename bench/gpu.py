@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mediasift.config import Settings
-from mediasift.models import Models
+from mediasift.extraction.models import Models
 
 CLIP_BATCH = 256
 

@@ -20,8 +20,8 @@ from rich.table import Table
 from mediasift.config import Settings
 from mediasift.identity import version_hash
 from mediasift.inbox import Inbox
-from mediasift.stack import DagsterMode, Stack
-from mediasift.storage import Storage
+from mediasift.local.stack import DagsterMode, Stack
+from mediasift.store.s3 import Storage
 
 SOURCE = dg.AssetKey(["mediasift", "source_object"])
 STAGES = ("inbox", "run created", "run started", "materialized")

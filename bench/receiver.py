@@ -35,8 +35,8 @@ from sqlalchemy import func, select
 
 from mediasift.config import Settings
 from mediasift.inbox import Inbox, events_table
-from mediasift.processes import LOOPBACK, free_port
-from mediasift.receiver import ReceiverServer, create_app
+from mediasift.intake.receiver import ReceiverServer, create_app
+from mediasift.local.processes import LOOPBACK, free_port
 
 DUPLICATE_SHARE = 0.2
 TARGET_EVENTS_PER_S = 1000
@@ -236,7 +236,7 @@ def run_backend(backend: str, workload: Workload, concurrency: int, client_kind:
     with ExitStack() as stack:
         home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mediasift-bench-")))
         if backend == "postgres":
-            from mediasift.testing import throwaway_postgres
+            from mediasift.local.synthetic import throwaway_postgres
 
             database_url = stack.enter_context(throwaway_postgres())
         else:
@@ -344,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     skipped: dict[str, str] = {}
     if args.backend == "both":
-        from mediasift.testing import postgres_bin
+        from mediasift.local.synthetic import postgres_bin
 
         try:
             postgres_bin("initdb")

@@ -2,7 +2,7 @@
 
     python bench/search.py [--sizes 100000,1000000] [--queries 200] [--json]
 
-Vectors are 384-d and shaped like text embeddings (mediasift.testing.embedding_like_vectors). For each
+Vectors are 384-d and shaped like text embeddings (mediasift.local.synthetic.embedding_like_vectors). For each
 size: index build time, then p50/p95 latency and recall@10 of (a) the tuned query (nprobes,
 refine_factor from VectorTuning), (b) LanceDB's untuned defaults on the same index, (c) a flat scan
 (exact, the recall reference), and (d) the full hybrid search path (vector + full text, fused).
@@ -21,9 +21,9 @@ from lancedb.index import FTS
 from rich.console import Console
 from rich.table import Table
 
-from mediasift.search import COLUMNS, fuse, vector_search
+from mediasift.local.synthetic import embedding_like_vectors, synthetic_rows
+from mediasift.query.search import COLUMNS, fuse, vector_search
 from mediasift.store.lance import LanceIndex, VectorTuning
-from mediasift.testing import embedding_like_vectors, synthetic_rows
 
 DIM = 384
 K = 10

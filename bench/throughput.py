@@ -30,14 +30,14 @@ from PIL import ImageDraw
 from rich.console import Console
 from rich.table import Table
 
-from mediasift.compute import ExtractJob, RayCompute, WorkerConfig
+from mediasift.cli.uploads import wait_settled
 from mediasift.config import Settings
+from mediasift.extraction.compute import ExtractJob, RayCompute, WorkerConfig
 from mediasift.identity import ObjectVersion, version_hash
 from mediasift.inbox import Inbox, State
-from mediasift.ingest import wait_settled
-from mediasift.samples import SPEECH, scene_image, write_text_pdf, write_video
-from mediasift.stack import DagsterMode, Stack
-from mediasift.storage import Storage
+from mediasift.local.samples import SPEECH, scene_image, write_text_pdf, write_video
+from mediasift.local.stack import DagsterMode, Stack
+from mediasift.store.s3 import Storage
 
 TARGET = 1.15
 MIX = {"image": 0.4, "pdf": 0.3, "audio": 0.2, "video": 0.1}

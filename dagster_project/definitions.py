@@ -1,21 +1,33 @@
-"""The code location: assembles assets, jobs, sensors, schedules and resources for one environment."""
+"""The code location: assembles assets, jobs, sensors, schedules and resources for one environment, and
+applies the cross-cutting policy (retries, the extraction pool) from its settings."""
 
 import dagster as dg
 
-from assets.object_version import object_version
-from dagster_project.jobs import ingest_job
+from assets.object_version import build_object_version
+from dagster_project.jobs import build_ingest_job
 from dagster_project.reconcile import reconcile_job
 from dagster_project.schedules import build_reconcile_schedule
 from dagster_project.sensors import build_inbox_sensor
 from mediasift.config import Settings
 from resources import build_resources
 
-settings = Settings.load()
 
-defs = dg.Definitions(
-    assets=[object_version],
-    jobs=[ingest_job, reconcile_job],
-    sensors=[build_inbox_sensor(settings.sensor_interval_s, settings.run_batch_size, settings.run_batch_max_wait_s)],
-    schedules=[build_reconcile_schedule(settings.reconcile_cron)],
-    resources=build_resources(settings),
-)
+def retry_policy(max_attempts: int) -> dg.RetryPolicy:
+    """`max_attempts` in all (DESIGN §7), the same number after which a version is dead-lettered."""
+    return dg.RetryPolicy(max_retries=max_attempts - 1, delay=2, backoff=dg.Backoff.EXPONENTIAL,
+                          jitter=dg.Jitter.PLUS_MINUS)
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    object_version = build_object_version(retry_policy(settings.max_attempts))
+    ingest_job = build_ingest_job(object_version)
+    return dg.Definitions(
+        assets=[object_version],
+        jobs=[ingest_job, reconcile_job],
+        sensors=[build_inbox_sensor(ingest_job, settings)],
+        schedules=[build_reconcile_schedule(settings.reconcile_cron)],
+        resources=build_resources(settings),
+    )
+
+
+defs = build_definitions(Settings.load())

@@ -1,14 +1,18 @@
 import dagster as dg
+from dagster_aws.s3 import S3Resource
 
 from mediasift.errors import LockHeld
-from mediasift.reconcile import sweep
-from resources import InboxResource, S3StorageResource
+from mediasift.intake.reconcile import sweep
+from mediasift.store.s3 import Storage
+from resources import InboxResource, SettingsResource
 
 
 @dg.op(description="List the bucket and enqueue every object version or deletion the inbox missed.")
-def reconcile_bucket(context: dg.OpExecutionContext, inbox: InboxResource, s3: S3StorageResource) -> None:
+def reconcile_bucket(context: dg.OpExecutionContext, settings: SettingsResource, inbox: InboxResource,
+                     s3: S3Resource) -> None:
+    config = settings.get()
     try:
-        result = sweep(inbox.get(), s3.get(), s3.bucket, ignore_prefix=s3.ignore_prefix)
+        result = sweep(inbox.get(), Storage(s3.get_client()), config.bucket, ignore_prefix=config.derived_prefix)
     except LockHeld as held:
         context.log.info(f"skipped, another sweep holds the lock: {held}")
         return

@@ -1,43 +1,51 @@
 import time
 
 import dagster as dg
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-from dagster_project.jobs import ingest_job
+from dagster_project.instance import partition_limit_missing
+from dagster_project.jobs import INGEST_JOB
 from dagster_project.partitions import KIND_TAG, SEQ_TAG, object_versions
+from mediasift.config import Settings
 from mediasift.inbox import Inbox, InboxEvent
 from resources import InboxResource
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
-IN_FLIGHT = dg.RunsFilter(job_name=ingest_job.name, statuses=[
+IN_FLIGHT = dg.RunsFilter(job_name=INGEST_JOB, statuses=[
     dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
     dg.DagsterRunStatus.STARTED])
 
 
-def build_inbox_sensor(interval_seconds: int, run_batch_size: int = 1, max_wait_seconds: float = 10.0
-                       ) -> dg.SensorDefinition:
-    """`run_batch_size` 1: a run per event. More: new object versions are grouped into ranged runs of up
-    to that many partitions (each still materialized on its own); events about versions already known
-    (deletes) still get a run each. A batch waits to fill (at most `max_wait_seconds`) only while an ingest
-    run is in flight: then the workers have work and a fuller batch costs nothing, while waiting with
-    nothing in flight would only leave them idle (the daemon ticks sensors at most every 5 s)."""
+def build_inbox_sensor(job: UnresolvedAssetJobDefinition, settings: Settings) -> dg.SensorDefinition:
+    """`MEDIASIFT_RUN_BATCH_SIZE` 1: a run per event. More: new object versions are grouped into ranged
+    runs of up to that many partitions (each still materialized on its own); events about versions already
+    known (deletes) still get a run each. A batch waits to fill (at most `MEDIASIFT_RUN_BATCH_MAX_WAIT_S`)
+    only while an ingest run is in flight: then the workers have work and a fuller batch costs nothing,
+    while waiting with nothing in flight would only leave them idle (the daemon ticks sensors at most
+    every 5 s)."""
+    checked_instance = False
 
     @dg.sensor(
         name="inbox_sensor",
-        job=ingest_job,
-        minimum_interval_seconds=interval_seconds,
+        job=job,
+        minimum_interval_seconds=settings.sensor_interval_s,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Turns new inbox events into object-version partitions and runs.",
     )
     def inbox_sensor(context: dg.SensorEvaluationContext, inbox: InboxResource) -> dg.SensorResult:
+        nonlocal checked_instance
+        if not checked_instance and (problem := partition_limit_missing(context.instance)):
+            context.log.warning(f"mediasift: {problem}")
+        checked_instance = True
         cursor = int(context.cursor or 0)
         box = inbox.get()
-        events = box.events_after(cursor, inbox.batch_size)
+        events = box.events_after(cursor, settings.sensor_batch_size)
         if not events:
             return dg.SensorResult(skip_reason=f"no inbox events after seq {cursor}")
-        if run_batch_size <= 1:
+        if settings.run_batch_size <= 1:
             return _per_event(events)
-        return _batched(context, box, cursor, events, run_batch_size, max_wait_seconds)
+        return _batched(context, box, cursor, events, settings.run_batch_size, settings.run_batch_max_wait_s)
 
     return inbox_sensor
 

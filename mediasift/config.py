@@ -15,6 +15,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 STACK_FILE = "stack.json"
 CREDENTIALS_FILE = "credentials.json"
+SECRET_FIELDS = ("s3_access_key", "s3_secret_key", "webhook_token", "webhook_basic_password")
+"""Never in resource config, logs or anything the UI shows; passed to processes by environment only."""
 
 
 class Settings(BaseSettings):

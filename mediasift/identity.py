@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
 
 
 def normalize_etag(etag: str | None) -> str:
@@ -39,7 +38,6 @@ class ObjectVersion:
     version_id: str | None = None
     size: int | None = None
     content_type: str | None = None
-    last_modified: datetime | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "etag", normalize_etag(self.etag))

@@ -48,8 +48,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from mediasift.errors import InboxUnavailable, LockHeld
-from mediasift.events.models import EventKind, NotificationEvent, Source
-from mediasift.identity import object_id
+from mediasift.identity import ObjectVersion, object_id
+from mediasift.intake.events import EventKind, NotificationEvent, Source
 
 
 class State(StrEnum):
@@ -79,7 +79,6 @@ events_table = Table(
     Column("version_id", Text),
     Column("version_hash", String(16), nullable=False, index=True),
     Column("size", BigInteger),
-    Column("event_time", Float),
     Column("received_at", Float, nullable=False),
     sqlite_autoincrement=True,
 )
@@ -148,6 +147,9 @@ class VersionRecord:
     updated_at: float
     content_type: str | None
     sha256: str | None
+
+    def object_version(self) -> ObjectVersion:
+        return ObjectVersion(self.bucket, self.key, self.etag, self.version_id, self.size, self.content_type)
 
 
 @dataclass(frozen=True)
@@ -253,7 +255,7 @@ class Inbox:
         seq = conn.execute(self._insert_event, {
             "dedup_key": dedup_key(e), "source": e.source.value, "kind": e.kind.value, "bucket": e.bucket,
             "key": e.key, "etag": e.etag, "version_id": e.version_id, "version_hash": e.version_hash,
-            "size": e.size, "event_time": e.event_time.timestamp() if e.event_time else None, "received_at": now,
+            "size": e.size, "received_at": now,
         }).scalar_one_or_none()
         if seq is None:
             return False
@@ -276,7 +278,7 @@ class Inbox:
         if row is None:
             return e
         return NotificationEvent(e.source, e.kind, e.bucket, e.key, row.etag, version_id=row.version_id,
-                                 size=e.size, event_time=e.event_time, sequencer=e.sequencer)
+                                 size=e.size, sequencer=e.sequencer)
 
     def events_after(self, seq: int, limit: int) -> list[InboxEvent]:
         with self._read() as conn:
@@ -288,15 +290,6 @@ class Inbox:
                        r.version_hash, r.size, r.received_at)
             for r in rows
         ]
-
-    def latest_kind(self, version_hash_: str) -> EventKind:
-        """What the newest event about this version says happened to it (created unless deleted)."""
-        with self._read() as conn:
-            kind = conn.execute(
-                select(events_table.c.kind).where(events_table.c.version_hash == version_hash_)
-                .order_by(events_table.c.seq.desc()).limit(1)
-            ).scalar_one_or_none()
-        return EventKind(kind) if kind else EventKind.CREATED
 
     def last_seq(self) -> int:
         with self._read() as conn:

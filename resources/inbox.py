@@ -3,6 +3,7 @@ from functools import cache
 import dagster as dg
 
 from mediasift.inbox import Inbox
+from resources.settings import SettingsResource
 
 
 @cache
@@ -13,10 +14,7 @@ def _inbox(url: str) -> Inbox:
 class InboxResource(dg.ConfigurableResource):
     """The mediasift inbox (event log + object version states); one engine per process."""
 
-    database_url: str
-    max_attempts: int = 3
-    lease_seconds: int = 900
-    batch_size: int = 200
+    settings: SettingsResource
 
     def get(self) -> Inbox:
-        return _inbox(self.database_url)
+        return _inbox(self.settings.get().inbox_url)

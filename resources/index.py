@@ -1,21 +1,21 @@
 from functools import cache
-from pathlib import Path
 
 import dagster as dg
 
-from mediasift.indexing import Stores, stores_from
+from mediasift.store import Stores
+from resources.settings import SettingsResource
 
 
 @cache
 def _stores(derived_dir: str, lance_uri: str) -> Stores:
-    return stores_from(Path(derived_dir), lance_uri)
+    return Stores.at(derived_dir, lance_uri)
 
 
 class IndexResource(dg.ConfigurableResource):
     """Parquet feature tables and the LanceDB index."""
 
-    derived_dir: str
-    lance_uri: str
+    settings: SettingsResource
 
     def get(self) -> Stores:
-        return _stores(self.derived_dir, self.lance_uri)
+        settings = self.settings.get()
+        return _stores(str(settings.derived_path.resolve()), settings.lance_location)

@@ -13,9 +13,9 @@ import pytest
 
 from mediasift.config import Settings
 from mediasift.inbox import Inbox
-from mediasift.stack import DagsterMode, Stack
-from mediasift.storage import Storage
-from mediasift.testing import throwaway_postgres
+from mediasift.local.stack import DagsterMode, Stack
+from mediasift.local.synthetic import throwaway_postgres
+from mediasift.store.s3 import Storage
 
 PAYLOADS = Path(__file__).resolve().parent / "payloads"
 

@@ -1,1 +1,22 @@
-"""Where rows go: Parquet feature tables (the durable record) and LanceDB tables (the search index)."""
+"""Where things are kept: the S3 store itself (s3), Parquet feature tables (the durable record of every
+layer) and LanceDB tables (the search index)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mediasift.store.lance import LanceIndex
+from mediasift.store.parquet import FeatureTables
+
+
+@dataclass
+class Stores:
+    """The two places a version's rows go: written to both, removed from both."""
+
+    tables: FeatureTables
+    index: LanceIndex
+
+    @classmethod
+    def at(cls, derived_dir: str | Path, lance_uri: str) -> Stores:
+        return cls(FeatureTables(Path(derived_dir)), LanceIndex(lance_uri))

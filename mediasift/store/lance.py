@@ -19,7 +19,6 @@ import pyarrow as pa
 from mediasift.store.records import schema
 
 log = logging.getLogger(__name__)
-TEXT_DIM = 384
 
 
 @dataclass(frozen=True)

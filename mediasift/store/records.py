@@ -8,8 +8,9 @@ import time
 import numpy as np
 import pyarrow as pa
 
+from mediasift.extraction.layers.rows import Row
+from mediasift.extraction.models.text import DIM as TEXT_DIM
 from mediasift.identity import ObjectVersion
-from mediasift.layers.rows import Row
 
 
 def schema(dim: int) -> pa.Schema:
@@ -23,8 +24,10 @@ def schema(dim: int) -> pa.Schema:
     ])
 
 
-def to_arrow(rows: list[Row], version: ObjectVersion, extractor: str, dim: int) -> pa.Table:
-    """Every row gets the lineage fields of DESIGN §2; rows without a vector get zeros (words)."""
+def to_arrow(rows: list[Row], version: ObjectVersion, extractor: str) -> pa.Table:
+    """Every row gets the lineage fields of DESIGN §2; rows without a vector get zeros (words). The vector
+    size is the rows' own (text vectors when there are none)."""
+    dim = next((r.vector.shape[0] for r in rows if r.vector is not None), TEXT_DIM)
     now = time.time()
     lineage = version.lineage()
     vectors = np.zeros((len(rows), dim), dtype=np.float32)

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 from mediasift.cli import app
 from mediasift.config import Settings
 from mediasift.inbox import Inbox, State
-from mediasift.stack import DagsterMode, Stack
-from mediasift.storage import Storage
+from mediasift.local.stack import DagsterMode, Stack
+from mediasift.store.s3 import Storage
 
 SOURCE = dg.AssetKey(["mediasift", "source_object"])
 

@@ -11,17 +11,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mediasift.run.indexing import Stores, index_versions, stores_from
 
-from mediasift import indexing
-from mediasift.compute import SPOOL_PREFIX, ExtractJob, InlineCompute, RayCompute, WorkerConfig
-from mediasift.events import EventKind, NotificationEvent, Source
+from mediasift.extraction.compute import SPOOL_PREFIX, ExtractJob, InlineCompute, RayCompute, WorkerConfig
+from mediasift.extraction.layers.rows import LAYERS
+from mediasift.extraction.models.whisper import cpu_threads
 from mediasift.identity import ObjectVersion
 from mediasift.inbox import Inbox, State
-from mediasift.indexing import Stores, index_versions, stores_from
-from mediasift.layers.rows import LAYERS
-from mediasift.models.whisper import cpu_threads
-from mediasift.samples import write_samples
-from mediasift.storage import Storage
+from mediasift.intake.events import EventKind, NotificationEvent, Source
+from mediasift.local.samples import write_samples
+from mediasift.run import indexing
+from mediasift.store.s3 import Storage
 from tests.helpers import assert_ray_listens_on_loopback_only
 
 pytestmark = pytest.mark.slow

@@ -12,8 +12,8 @@ import pytest
 from assets.object_version import SOURCE
 from dagster_project.partitions import KIND_TAG
 from mediasift.inbox import State
-from mediasift.samples import write_text_pdf
-from mediasift.storage import Storage
+from mediasift.local.samples import write_text_pdf
+from mediasift.store.s3 import Storage
 from resources import S3StorageResource
 from tests.conftest import payload
 from tests.helpers import pipeline_resources, run, tick, wait_for_events

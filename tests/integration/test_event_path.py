@@ -7,11 +7,11 @@ import pytest
 from botocore.exceptions import ClientError
 
 from mediasift.config import Settings
-from mediasift.events import EventKind
 from mediasift.inbox import Inbox
-from mediasift.reconcile import sweep
-from mediasift.stack import DagsterMode, Stack
-from mediasift.storage import Storage
+from mediasift.intake.events import EventKind
+from mediasift.intake.reconcile import sweep
+from mediasift.local.stack import DagsterMode, Stack
+from mediasift.store.s3 import Storage
 from tests.conftest import payload
 from tests.helpers import events_for, wait_for_events
 

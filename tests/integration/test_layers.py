@@ -1,4 +1,4 @@
-"""Every modality becomes searchable, checked against media whose content is known (mediasift.samples):
+"""Every modality becomes searchable, checked against media whose content is known (mediasift.local.samples):
 real SeaweedFS and webhook, the real sensor and assets in-process, real models, real LanceDB."""
 
 import json
@@ -9,13 +9,13 @@ import httpx
 import pytest
 
 from mediasift.config import Settings
+from mediasift.extraction.layers.rows import LAYERS
+from mediasift.extraction.models import models_for
 from mediasift.inbox import Inbox, State
-from mediasift.layers.rows import LAYERS
-from mediasift.models import models_for
-from mediasift.samples import TRUTH, write_samples
-from mediasift.search import Filters, Searcher
-from mediasift.storage import Storage
+from mediasift.local.samples import TRUTH, write_samples
+from mediasift.query.search import Filters, Searcher
 from mediasift.store.lance import LanceIndex
+from mediasift.store.s3 import Storage
 from tests.helpers import pipeline_resources, run_new_events, wait_for_events
 
 PREFIX = "samples/"
@@ -132,8 +132,8 @@ def test_models_are_loaded_once_per_worker_not_per_object(pipeline):
 
 
 def test_search_over_http_returns_hits_with_lineage_and_place(pipeline, stack, monkeypatch):
-    from mediasift.processes import LOOPBACK, free_port
-    from mediasift.receiver import ReceiverServer, create_app
+    from mediasift.intake.receiver import ReceiverServer, create_app
+    from mediasift.local.processes import LOOPBACK, free_port
 
     settings = Settings(home=stack.home, lance_uri=pipeline.resources["index"].lance_uri)
     server = ReceiverServer(create_app(settings, pipeline.inbox), LOOPBACK, free_port()).start()

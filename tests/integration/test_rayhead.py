@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from mediasift.compute import RayCompute, WorkerConfig
-from mediasift.processes import alive
-from mediasift.rayhead import LocalRayHead
+from mediasift.extraction.compute import RayCompute, WorkerConfig
+from mediasift.local.processes import alive
+from mediasift.local.rayhead import LocalRayHead
 from tests.helpers import assert_ray_listens_on_loopback_only
 
 pytestmark = pytest.mark.slow

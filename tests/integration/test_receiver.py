@@ -10,9 +10,9 @@ import pytest
 
 from mediasift.config import Settings
 from mediasift.inbox import Inbox
-from mediasift.processes import LOOPBACK, free_port
-from mediasift.receiver import ReceiverServer, create_app
-from mediasift.testing import throwaway_postgres
+from mediasift.intake.receiver import ReceiverServer, create_app
+from mediasift.local.processes import LOOPBACK, free_port
+from mediasift.local.synthetic import throwaway_postgres
 from tests.conftest import payload
 
 TOKEN = "t0ken-for-tests"

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from mediasift.search import vector_search
+from mediasift.local.synthetic import embedding_like_vectors, synthetic_rows
+from mediasift.query.search import vector_search
 from mediasift.store.lance import LanceIndex
-from mediasift.testing import embedding_like_vectors, synthetic_rows
 
 
 @pytest.mark.slow

@@ -4,8 +4,8 @@ from typer.testing import CliRunner
 
 from mediasift.cli import app
 from mediasift.config import Settings
-from mediasift.events import EventKind, NotificationEvent, Source
 from mediasift.inbox import Inbox, State
+from mediasift.intake.events import EventKind, NotificationEvent, Source
 
 
 def test_status_json_has_the_counts_depth_endpoints_and_untrained_visual_flag(tmp_path, monkeypatch):

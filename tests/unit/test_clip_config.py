@@ -5,7 +5,7 @@ import sys
 
 import open_clip
 
-from mediasift.models.clip import embed_dim
+from mediasift.extraction.models.clip import embed_dim
 
 
 def test_embedding_size_matches_open_clip_for_shipped_architectures():
@@ -14,7 +14,7 @@ def test_embedding_size_matches_open_clip_for_shipped_architectures():
 
 
 def test_embedding_size_is_read_without_importing_torch():
-    code = ("import sys; from mediasift.models.clip import embed_dim; "
+    code = ("import sys; from mediasift.extraction.models.clip import embed_dim; "
             "print(embed_dim('ViT-B-32'), 'torch' in sys.modules, 'open_clip' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["512", "False", "False"]

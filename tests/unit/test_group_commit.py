@@ -4,9 +4,9 @@ import time
 import pytest
 from sqlalchemy import event as sa_event
 
-from mediasift.events import EventKind, NotificationEvent, Source
-from mediasift.group_commit import GroupCommitter
 from mediasift.inbox import Inbox
+from mediasift.intake.events import EventKind, NotificationEvent, Source
+from mediasift.intake.group_commit import GroupCommitter
 
 
 def created(key: str) -> NotificationEvent:

@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy import event as sa_event
 
 from mediasift.errors import LockHeld
-from mediasift.events import EventKind, NotificationEvent, Source
 from mediasift.inbox import State
+from mediasift.intake.events import EventKind, NotificationEvent, Source
 
 
 def created(key: str, etag: str = "e1", bucket: str = "media", source: Source = Source.TIGRIS) -> NotificationEvent:

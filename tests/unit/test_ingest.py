@@ -1,4 +1,4 @@
-from mediasift.ingest import plan_uploads
+from mediasift.cli.uploads import plan_uploads
 
 
 def test_a_file_gets_prefix_plus_name_and_a_directory_keeps_relative_paths(tmp_path):

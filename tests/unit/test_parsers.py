@@ -3,7 +3,8 @@ import json
 import pytest
 
 from mediasift.errors import PayloadError
-from mediasift.events import EventKind, Source, parse_notification
+from mediasift.intake.events import EventKind, Source
+from mediasift.intake.parsers import parse_notification
 from tests.conftest import payload
 
 

@@ -7,8 +7,8 @@ import pytest
 
 from dagster_project.jobs import ingest_job
 from dagster_project.sensors import RANGE_END_TAG, RANGE_START_TAG, build_inbox_sensor
-from mediasift.events import EventKind, NotificationEvent, Source
 from mediasift.inbox import Inbox
+from mediasift.intake.events import EventKind, NotificationEvent, Source
 from resources import InboxResource
 
 

@@ -3,7 +3,7 @@
 from pydantic import SecretStr
 
 from mediasift.config import Settings
-from mediasift.stack import PLANNED_SUBSET_ENV, Stack
+from mediasift.local.stack import PLANNED_SUBSET_ENV, Stack
 
 
 def settings(tmp_path, **overrides) -> Settings:

@@ -2,13 +2,13 @@
 
 import numpy as np
 
+from mediasift.extraction.layers.rows import Row
 from mediasift.identity import ObjectVersion
-from mediasift.layers.rows import Row
-from mediasift.search import fuse
+from mediasift.local.synthetic import embedding_like_vectors, synthetic_rows
+from mediasift.query.search import fuse
 from mediasift.store.lance import IndexHealth, LanceIndex, VectorTuning
 from mediasift.store.parquet import FeatureTables
 from mediasift.store.records import to_arrow
-from mediasift.testing import embedding_like_vectors, synthetic_rows
 
 VERSION = ObjectVersion("media", "docs/a b.pdf", '"ABC"')
 

@@ -1,0 +1,74 @@
+import dagster as dg
+
+from assets.source import SOURCE
+from dagster_project.partitions import object_versions
+from mediasift.extraction.layers.rows import LAYERS
+from mediasift.extraction.models.clip import embed_dim
+from mediasift.extraction.models.text import DIM as TEXT_DIM
+from mediasift.run.versions import VersionResult
+from mediasift.store import Stores
+
+DESCRIPTIONS = {
+    "transcript": "Speech as segments and words with t_start/t_end (faster-whisper), from audio and video.",
+    "scenes": "Video shots: boundaries, a keyframe, on-screen text (OCR) and a description per shot.",
+    "visual": "One open_clip embedding per image, shot keyframe and PDF page. Flagged `untrained` when "
+              "no CLIP weights are configured: such vectors find duplicates, not meaning.",
+    "pages": "PDF text per page; scanned pages (no text layer) are OCR'd.",
+    "entities": "Named entities (spaCy) in speech, pages and on-screen text, with where they occur; faces.",
+}
+CHECKS = ("rows_have_lineage", "vector_dimensions", "no_rows_for_removed_versions")
+
+
+def layer_key(layer: str) -> dg.AssetKey:
+    return dg.AssetKey(["mediasift", layer])
+
+
+layer_specs = [
+    dg.AssetSpec(layer_key(layer), deps=[SOURCE], description=DESCRIPTIONS[layer], group_name="layers",
+                 kinds={"lancedb", "parquet"}, partitions_def=object_versions, skippable=True)
+    for layer in LAYERS
+]
+layer_check_specs = [dg.AssetCheckSpec(check, asset=layer_key(layer)) for layer in LAYERS for check in CHECKS]
+
+
+def layer_materializations(result: VersionResult) -> list[dg.AssetMaterialization]:
+    """One per layer for this object version, so a batch still shows every object on its own."""
+    return [dg.AssetMaterialization(layer_key(layer), partition=result.version.version_hash,
+                                    metadata=_metadata(result, layer)) for layer in LAYERS]
+
+
+def _metadata(result: VersionResult, layer: str) -> dict:
+    metadata = {
+        "state": result.state.value,
+        "rows": result.rows[layer],
+        "indexed_rows": result.indexed_rows[layer],
+        "extractor": result.extractors.get(layer, "none"),
+        "seconds": round(result.seconds.get(layer, 0.0), 3),
+        "uri": result.version.uri,
+        "etag": result.version.etag,
+        "modality": result.modality or "-",
+    }
+    if layer == "visual":
+        metadata["untrained"] = result.visual_untrained
+    if result.removed_rows:
+        metadata["removed_rows"] = result.removed_rows
+    return metadata
+
+
+def layer_checks(stores: Stores, results: list[VersionResult], clip_model: str):
+    """What the index holds for this run's versions: lineage on every row, the model's vector size, and
+    nothing left of removed versions."""
+    hashes = [r.version.version_hash for r in results]
+    removed = [r.version.version_hash for r in results if r.removed]
+    for layer in LAYERS:
+        health = stores.index.health(layer, hashes, removed)
+        expected = embed_dim(clip_model) if layer == "visual" else TEXT_DIM
+        yield dg.AssetCheckResult(asset_key=layer_key(layer), check_name="rows_have_lineage",
+                                  passed=health.rows_without_lineage == 0,
+                                  metadata={"rows_without_lineage": health.rows_without_lineage})
+        yield dg.AssetCheckResult(asset_key=layer_key(layer), check_name="vector_dimensions",
+                                  passed=health.dim in (None, expected),
+                                  metadata={"dim": health.dim or 0, "expected": expected})
+        yield dg.AssetCheckResult(asset_key=layer_key(layer), check_name="no_rows_for_removed_versions",
+                                  passed=health.rows_of_removed_versions == 0,
+                                  metadata={"rows": health.rows_of_removed_versions})

@@ -1,0 +1,5 @@
+"""`mediasift …` (typer + rich)."""
+
+from mediasift.cli.commands import app, run
+
+__all__ = ["app", "run"]

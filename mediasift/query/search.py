@@ -1,0 +1,149 @@
+"""Hybrid retrieval over every layer: vector (MiniLM) + full text (BM25), fused by reciprocal rank.
+
+Each hit is a place inside an object: its lineage plus `t_start/t_end` or `page`. The visual layer is
+searched with CLIP's text tower only when asked for, and its hits say `untrained` when the CLIP weights
+are random (their ranking then means nothing).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+from mediasift.extraction.layers.rows import LAYERS
+from mediasift.store.lance import LanceIndex, sql_quote
+
+RRF_K = 60
+TEXT_LAYERS = tuple(layer for layer in LAYERS if layer != "visual")
+COLUMNS = ["version_hash", "row_no", "bucket", "key", "etag", "version_id", "object_id", "layer", "modality",
+           "kind", "t_start", "t_end", "page", "text", "extractor", "extra"]
+
+
+@dataclass
+class Hit:
+    bucket: str
+    key: str
+    etag: str
+    version_id: str | None
+    object_id: str
+    layer: str
+    modality: str
+    t_start: float | None
+    t_end: float | None
+    page: int | None
+    text: str
+    score: float
+    extractor: str
+    untrained: bool = False
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class ObjectHits:
+    bucket: str
+    key: str
+    etag: str
+    object_id: str
+    score: float
+    hits: list[Hit] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Filters:
+    layers: tuple[str, ...] = TEXT_LAYERS
+    modality: str | None = None
+    prefix: str | None = None
+    t_min: float | None = None
+    t_max: float | None = None
+
+    def where(self) -> str | None:
+        clauses = []
+        if self.modality:
+            clauses.append(f"modality = '{sql_quote(self.modality)}'")
+        if self.prefix:
+            clauses.append(f"starts_with(key, '{sql_quote(self.prefix)}')")
+        if self.t_min is not None:
+            clauses.append(f"t_end >= {float(self.t_min)}")
+        if self.t_max is not None:
+            clauses.append(f"t_start <= {float(self.t_max)}")
+        return " AND ".join(clauses) or None
+
+
+class Searcher:
+    def __init__(self, index: LanceIndex, models):
+        self.index = index
+        self.models = models
+
+    def search(self, query: str, k: int = 10, filters: Filters | None = None) -> list[Hit]:
+        filters = filters or Filters()
+        unknown = set(filters.layers) - set(LAYERS)
+        if unknown:
+            raise ValueError(f"unknown layer(s) {sorted(unknown)}; layers are {', '.join(LAYERS)}")
+        where = filters.where()
+        depth = max(k * 4, 20)
+        ranked: list[list[dict]] = []
+        text_layers = [layer for layer in filters.layers if layer in TEXT_LAYERS and self.index.table(layer)]
+        if text_layers:
+            vector = self.models.text.embed([query])[0]
+            for layer in text_layers:
+                table = self.index.table(layer)
+                ranked.append(vector_search(table, vector, where, depth, self.index.tuning))
+                ranked.append(_fts_search(table, query, where, depth))
+        untrained = False
+        if "visual" in filters.layers and self.index.table("visual"):
+            clip = self.models.clip
+            untrained = clip.untrained
+            ranked.append(vector_search(self.index.table("visual"), clip.embed_texts([query])[0], where, depth,
+                                         self.index.tuning))
+        return [_hit(row, score, untrained) for row, score in fuse(ranked)[:k]]
+
+    def search_grouped(self, query: str, k: int = 10, filters: Filters | None = None) -> list[ObjectHits]:
+        groups: dict[str, ObjectHits] = {}
+        for hit in self.search(query, k * 3, filters):
+            group = groups.setdefault(hit.object_id, ObjectHits(hit.bucket, hit.key, hit.etag, hit.object_id, 0.0))
+            group.hits.append(hit)
+            group.score += hit.score
+        return sorted(groups.values(), key=lambda g: -g.score)[:k]
+
+
+def fuse(rankings: list[list[dict]]) -> list[tuple[dict, float]]:
+    """Reciprocal-rank fusion: a row's score is Σ 1/(60 + rank) over the lists it appears in."""
+    scores: dict[tuple, float] = {}
+    rows: dict[tuple, dict] = {}
+    for ranking in rankings:
+        for rank, row in enumerate(ranking):
+            identity = (row["layer"], row["version_hash"], row["row_no"])
+            scores[identity] = scores.get(identity, 0.0) + 1.0 / (RRF_K + rank + 1)
+            rows.setdefault(identity, row)
+    order = sorted(scores, key=lambda i: -scores[i])
+    return [(rows[i], scores[i]) for i in order]
+
+
+def vector_search(table, vector, where: str | None, limit: int, tuning) -> list[dict]:
+    query = table.search(vector).distance_type("cosine").limit(limit).nprobes(tuning.nprobes)
+    query = query.refine_factor(tuning.refine_factor)
+    if where:
+        query = query.where(where, prefilter=True)
+    return query.select([*COLUMNS, "_distance"]).to_list()
+
+
+def _fts_search(table, text: str, where: str | None, limit: int) -> list[dict]:
+    query = table.search(text, query_type="fts").limit(limit)
+    if where:
+        query = query.where(where, prefilter=True)
+    try:
+        return query.select([*COLUMNS, "_score"]).to_list()
+    except ValueError:  # a query made only of stop words or punctuation has no terms to match
+        return []
+
+
+def _hit(row: dict, score: float, untrained: bool) -> Hit:
+    extra = json.loads(row.get("extra") or "{}")
+    return Hit(
+        bucket=row["bucket"], key=row["key"], etag=row["etag"], version_id=row["version_id"],
+        object_id=row["object_id"], layer=row["layer"], modality=row["modality"], t_start=row["t_start"],
+        t_end=row["t_end"], page=row["page"], text=row["text"], score=round(score, 6), extractor=row["extractor"],
+        untrained=row["layer"] == "visual" and (untrained or bool(extra.get("untrained"))),
+    )

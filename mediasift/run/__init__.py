@@ -1,0 +1,1 @@
+"""One object version's run: check, read, extract, index and record."""

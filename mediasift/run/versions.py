@@ -1,0 +1,215 @@
+"""One run over object versions (one, or a batch): for each, check, read, extract, index and record.
+
+- **check**: HEAD the key. A version overwritten since its event is superseded, a key that is gone (or a
+  delete event) is deleted; neither is extracted. Otherwise the run claims the version's lease.
+- **read + extract**: a worker (inline, or a Ray actor) reads the exact notified version (If-Match on the
+  ETag, or its VersionId), hashing and sniffing it as it streams, and extracts every layer that fits.
+- **index**: the rows go to the Parquet feature tables, then, every `INDEX_FLUSH` versions, to the
+  LanceDB tables in one write per layer.
+- **record**: the version's final state goes to the inbox, the only place state changes.
+
+Every version is handled on its own: one that fails is recorded as failed (dead-lettered on the last
+attempt) while the others go on, and leaves no rows behind. A retry skips versions an earlier attempt
+finished. Results are yielded as soon as they are final, so a batch run reports its first objects while
+the workers are still on the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from mediasift.errors import LockHeld, MediasiftError
+from mediasift.extraction.compute import Compute
+from mediasift.extraction.extract import Extraction
+from mediasift.extraction.layers.rows import LAYERS
+from mediasift.identity import ObjectVersion
+from mediasift.inbox import Inbox, State
+from mediasift.intake.events import EventKind
+from mediasift.store import Stores
+from mediasift.store.records import to_arrow
+from mediasift.store.s3 import Fetched, Storage
+
+log = logging.getLogger(__name__)
+
+INDEX_FLUSH = 16
+"""Extracted versions per index write: few enough that a batch run reports its first objects within
+seconds, many enough that each Lance table gets a handful of commits per run, not one per object."""
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """Which try of the run this is, and the facts that decide retries and the dead-letter queue."""
+
+    run_id: str
+    number: int
+    max_attempts: int
+    lease_seconds: float
+
+    @property
+    def is_last(self) -> bool:
+        return self.number >= self.max_attempts
+
+
+@dataclass
+class VersionResult:
+    """What one version's run came to: its final state and, when it was extracted, what it yielded."""
+
+    version: ObjectVersion
+    state: State
+    reason: str | None = None
+    """Why it is superseded, deleted, skipped or failed (the error)."""
+    fetched: Fetched | None = None
+    modality: str | None = None
+    rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LAYERS, 0))
+    indexed_rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LAYERS, 0))
+    extractors: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    visual_untrained: bool = False
+    removed_rows: int = 0
+
+    @property
+    def failed(self) -> bool:
+        return self.state is State.FAILED
+
+    @property
+    def removed(self) -> bool:
+        return self.state in (State.DELETED, State.SUPERSEDED)
+
+
+def run_versions(inbox: Inbox, storage: Storage, stores: Stores, compute: Compute, version_hashes: list[str],
+                 kind: EventKind, attempt: Attempt) -> Iterator[VersionResult]:
+    """`kind` is the event the sensor gave the run: a delete removes the version without reading the store."""
+    to_extract: list[ObjectVersion] = []
+    for version_hash in version_hashes:
+        record = inbox.version(version_hash)
+        if record is None:
+            raise MediasiftError(f"version {version_hash} is not in the inbox")
+        version = record.object_version()
+        if attempt.number > 1 and record.state is State.DONE:
+            yield VersionResult(version, State.DONE, reason="already indexed by an earlier attempt")
+        elif kind is EventKind.DELETED:
+            inbox.mark_deleted(version_hash)
+            yield _removed(stores, version, State.DELETED, "delete event")
+        elif (checked := _check(inbox, storage, stores, version, attempt)) is not None:
+            yield checked
+        else:
+            to_extract.append(version)
+    yield from _extract_and_index(inbox, stores, compute, to_extract, attempt)
+
+
+def _check(inbox: Inbox, storage: Storage, stores: Stores, version: ObjectVersion,
+           attempt: Attempt) -> VersionResult | None:
+    """Claim the version and confirm it is still the key's current one; None when it is to be extracted."""
+    if not inbox.claim(version.version_hash, attempt.run_id, attempt.lease_seconds):
+        held = LockHeld(f"{version.uri} (etag {version.etag}) is being processed by another run")
+        return VersionResult(version, State.FAILED, reason=f"{type(held).__name__}: {held}")
+    try:
+        head = storage.head(version.bucket, version.key)
+    except Exception as error:
+        return _failed(inbox, stores, version, f"{type(error).__name__}: {error}", attempt)
+    if head is None:
+        inbox.mark_deleted(version.version_hash)
+        return _removed(stores, version, State.DELETED, "object no longer exists")
+    if not version.version_id and head.etag != version.etag:
+        reason = f"current etag is {head.etag}"
+        inbox.mark_superseded(version.version_hash, reason)
+        return _removed(stores, version, State.SUPERSEDED, reason)
+    return None
+
+
+def _extract_and_index(inbox: Inbox, stores: Stores, compute: Compute, versions: list[ObjectVersion],
+                       attempt: Attempt) -> Iterator[VersionResult]:
+    """Extraction goes to `compute` in one call (so a Ray pool works on all of it in parallel); results are
+    written as they come back, and indexed every `INDEX_FLUSH` versions."""
+    pending = _PendingIndex()
+    for extractions in compute.as_completed(versions):
+        for extraction in extractions:
+            version = extraction.version
+            if extraction.superseded:
+                inbox.mark_superseded(version.version_hash, extraction.superseded)
+                yield _removed(stores, version, State.SUPERSEDED, extraction.superseded)
+            elif extraction.error or extraction.fetched is None:
+                yield _failed(inbox, stores, version, extraction.error or "no bytes were read", attempt)
+            else:
+                fetched = extraction.fetched
+                inbox.record_content(version.version_hash, content_type=fetched.content_type,
+                                     sha256=fetched.sha256, size=fetched.size)
+                pending.results.append(_write_feature_tables(stores, extraction, pending.tables))
+        if len(pending.results) >= INDEX_FLUSH:
+            yield from pending.flush(inbox, stores)
+    yield from pending.flush(inbox, stores)
+    for layer in LAYERS:
+        if stores.index.ensure_vector_index(layer):
+            log.info("vector_index_built layer=%s", layer)
+
+
+@dataclass
+class _PendingIndex:
+    """Versions whose feature tables are written and whose searchable rows wait for one index write."""
+
+    results: list[VersionResult] = field(default_factory=list)
+    tables: dict[str, list[pa.Table]] = field(default_factory=lambda: {layer: [] for layer in LAYERS})
+
+    def flush(self, inbox: Inbox, stores: Stores) -> Iterator[VersionResult]:
+        if not self.results:
+            return
+        hashes = [r.version.version_hash for r in self.results]
+        for layer, tables in self.tables.items():
+            stores.index.replace_versions(layer, hashes, tables)
+        results, self.results, self.tables = self.results, [], {layer: [] for layer in LAYERS}
+        for result in results:
+            yield _record_done(inbox, stores, result)
+
+
+def _record_done(inbox: Inbox, stores: Stores, result: VersionResult) -> VersionResult:
+    """The newest version of a key wins (by event order): what it supersedes leaves the index, and so does
+    this version when a newer one finished first."""
+    version = result.version
+    result.state, superseded = inbox.mark_done(version.version_hash)
+    stale = superseded + ([] if result.state is State.DONE else [version.version_hash])
+    result.removed_rows = stores.index.remove_versions(stale)
+    log.info("layers_indexed uri=%s etag=%s state=%s rows=%s", version.uri, version.etag, result.state.value,
+             result.rows)
+    return result
+
+
+def _failed(inbox: Inbox, stores: Stores, version: ObjectVersion, error: str, attempt: Attempt) -> VersionResult:
+    """No partial rows stay behind; the last allowed attempt puts the version in the dead-letter queue."""
+    _removed(stores, version, State.FAILED, error)
+    inbox.mark_failed(version.version_hash, error, dead_letter=attempt.is_last, attempt=attempt.number)
+    log.warning("object_failed uri=%s etag=%s attempt=%d dlq=%s error=%s", version.uri, version.etag,
+                attempt.number, attempt.is_last, error)
+    return VersionResult(version, State.FAILED, reason=error)
+
+
+def _write_feature_tables(stores: Stores, extraction: Extraction,
+                          indexed: dict[str, list[pa.Table]]) -> VersionResult:
+    """Write the version's Parquet files; collect its searchable rows for one index write per layer."""
+    version = extraction.version
+    result = VersionResult(version, State.RUNNING, fetched=extraction.fetched, modality=extraction.modality.value,
+                           extractors=extraction.extractors, seconds=extraction.seconds,
+                           visual_untrained=extraction.visual_untrained)
+    for layer in LAYERS:
+        rows = extraction.rows[layer]
+        extractor = extraction.extractors.get(layer, "none")
+        stores.tables.write(layer, version.object_id, version.version_hash, to_arrow(rows, version, extractor))
+        searchable = [r for r in rows if r.indexed]
+        if searchable:
+            indexed[layer].append(to_arrow(searchable, version, extractor))
+        result.rows[layer], result.indexed_rows[layer] = len(rows), len(searchable)
+    return result
+
+
+def _removed(stores: Stores, version: ObjectVersion, state: State, reason: str) -> VersionResult:
+    """Deleted (and failed) versions leave every layer; superseded ones leave the index (their feature
+    tables stay as history)."""
+    removed = stores.index.remove_versions([version.version_hash])
+    if state is not State.SUPERSEDED:
+        for layer in LAYERS:
+            stores.tables.remove(layer, version.object_id, version.version_hash)
+    log.info("layers_removed uri=%s etag=%s state=%s rows=%d", version.uri, version.etag, state.value, removed)
+    return VersionResult(version, state, reason=reason, removed_rows=removed)
