@@ -56,7 +56,7 @@ from mediasift.extraction.media.pdf import iter_pages
 from mediasift.extraction.models import Models, models_for
 from mediasift.identity import ObjectVersion
 from mediasift.local.samples import SPEECH, TRUTH, scene_image, title_card, write_scanned_pdf
-from mediasift.store.s3 import sniff_content_type
+from mediasift.store.s3 import Fetched, sniff_content_type
 
 MODEL_NAMES = ("whisper", "text", "clip", "ocr", "faces", "ner")
 AUDIO_SECONDS = 120
@@ -274,7 +274,8 @@ def _extract_in_child(path: str, sender: Connection) -> None:
     with open(path, "rb") as handle:
         content_type = sniff_content_type(handle.read(8192))
     version = ObjectVersion("bench", Path(path).name, etag="bench")
-    extraction, wall = timed(lambda: extract(Path(path), version, content_type, models))
+    fetched = Fetched(Path(path).stat().st_size, "", content_type)
+    extraction, wall = timed(lambda: extract(Path(path), version, fetched, models))
     sender.send({"content_type": content_type, "load_s": round(load_s, 1), "extract_s": round(wall, 1),
                  "layer_s": {k: round(v, 1) for k, v in extraction.seconds.items()},
                  "rows": {layer: len(extraction.rows[layer]) for layer in LAYERS}, **loaded,

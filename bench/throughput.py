@@ -32,7 +32,7 @@ from rich.table import Table
 
 from mediasift.cli.uploads import wait_settled
 from mediasift.config import Settings
-from mediasift.extraction.compute import ExtractJob, RayCompute, WorkerConfig
+from mediasift.extraction.compute import RayCompute
 from mediasift.identity import ObjectVersion, version_hash
 from mediasift.inbox import Inbox, State
 from mediasift.local.samples import SPEECH, scene_image, write_text_pdf, write_video
@@ -168,15 +168,15 @@ def pipeline(objects: list[Path], batch_size: int, home: Path, pure: bool, senso
 def pure_extraction(stack: Stack, storage: Storage, objects: list[Path]) -> dict:
     """Upload the objects under another prefix and let their runs finish (which warms the actors), then
     time the same jobs handed straight to the actors."""
-    compute = RayCompute(WorkerConfig(stack.settings), address=stack.ray_head.address,
+    compute = RayCompute(stack.settings, address=stack.ray_head.address,
                          actors=stack.settings.ray_actors, batch_size=stack.settings.ray_batch_size)
     jobs = []
     for path in objects:
         key = f"pure/{path.name}"
         etag = storage.upload(path, stack.settings.bucket, key)
-        jobs.append(ExtractJob(ObjectVersion(stack.settings.bucket, key, etag)))
-    wait_settled(Inbox(stack.settings.inbox_url), stack.settings.bucket,
-                 {job.version.key: job.version.etag for job in jobs}, timeout=3600)
+        jobs.append(ObjectVersion(stack.settings.bucket, key, etag))
+    wait_settled(Inbox(stack.settings.inbox_url), stack.settings.bucket, {v.key: v.etag for v in jobs},
+                 timeout=3600)
     _wait_for_idle_runs(stack)
     try:
         compute.extract(jobs[: stack.settings.ray_actors * 4])
@@ -207,10 +207,10 @@ def _wait_for_idle_runs(stack: Stack, timeout: float = 600) -> None:
 def _run_records(stack: Stack) -> list:
     import dagster as dg
 
-    from dagster_project.jobs import ingest_job
+    from dagster_project.jobs import INGEST_JOB
 
     instance = dg.DagsterInstance.from_config(str(stack.dagster_home))
-    return list(instance.get_run_records(dg.RunsFilter(job_name=ingest_job.name)))
+    return list(instance.get_run_records(dg.RunsFilter(job_name=INGEST_JOB)))
 
 
 def report(rows: list[dict], count: int, actors: int, console: Console) -> None:

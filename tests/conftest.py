@@ -58,7 +58,9 @@ def _fresh_database(server_url: str) -> str:
 def stack(tmp_path_factory) -> Iterator[Stack]:
     """SeaweedFS + its real webhook + the receiver, shared by the integration tests (one bucket each)."""
     settings = Settings(home=tmp_path_factory.mktemp("home"), max_backlog=1_000_000)
-    with Stack(settings, DagsterMode.NONE) as running:
+    with Stack(settings, DagsterMode.NONE) as running, pytest.MonkeyPatch.context() as env:
+        env.setenv("MEDIASIFT_S3_ACCESS_KEY", running.settings.s3_access_key.get_secret_value())
+        env.setenv("MEDIASIFT_S3_SECRET_KEY", running.settings.s3_secret_key.get_secret_value())
         yield running
 
 

@@ -4,13 +4,17 @@ Ray's listeners."""
 import re
 import subprocess
 import time
+from functools import cache
 
 import dagster as dg
 
-from assets.object_version import object_version
+from assets.object_version import build_object_version
+from dagster_project.definitions import retry_policy
+from dagster_project.jobs import build_ingest_job
 from dagster_project.sensors import build_inbox_sensor
+from mediasift.config import Settings
 from mediasift.inbox import Inbox, InboxEvent
-from resources import ComputeResource, InboxResource, IndexResource, ModelsResource, S3StorageResource
+from resources import build_resources
 
 
 def events_for(inbox: Inbox, bucket: str) -> list[InboxEvent]:
@@ -35,22 +39,33 @@ def assert_ray_listens_on_loopback_only() -> None:
         assert local.startswith(("127.0.0.1:", "[::ffff:127.0.0.1]:")), line
 
 
-def pipeline_resources(settings, bucket: str, work_dir, ray: str = "off") -> dict:
-    s3 = S3StorageResource(endpoint_url=settings.s3_endpoint_url, bucket=bucket,
-                           access_key_id=settings.s3_access_key.get_secret_value(),
-                           secret_access_key=settings.s3_secret_key.get_secret_value())
-    return {
-        "inbox": InboxResource(database_url=settings.inbox_url, batch_size=500),
-        "s3": s3,
-        "index": IndexResource(derived_dir=str(work_dir / "derived"), lance_uri=str(work_dir / "lance")),
-        "compute": ComputeResource(ray=ray, s3=s3, models=ModelsResource()),
-    }
+def pipeline_settings(settings: Settings, bucket: str, work_dir, **overrides) -> Settings:
+    """The stack's settings for one test: its own bucket, feature tables and index."""
+    return settings.model_copy(update={"bucket": bucket, "derived_dir": work_dir / "derived",
+                                       "lance_uri": str(work_dir / "lance"), "sensor_batch_size": 500, **overrides})
+
+
+def pipeline_resources(settings: Settings, bucket: str, work_dir, **overrides) -> dict:
+    """The code location's resources for these settings. Their S3 secrets come from the environment, as in
+    a deployment: the `stack` fixture sets them."""
+    return build_resources(pipeline_settings(settings, bucket, work_dir, **overrides))
+
+
+@cache
+def object_version(max_attempts: int = 3) -> dg.AssetsDefinition:
+    return build_object_version(retry_policy(max_attempts))
+
+
+def ingest_job():
+    return build_ingest_job(object_version())
 
 
 def tick(instance, resources, cursor: str | None, batch: int = 1) -> dg.SensorResult:
     """One sensor evaluation, its partitions added to the instance (what the daemon would do)."""
+    settings = Settings(**{**resources["settings"].values, "run_batch_size": batch, "run_batch_max_wait_s": 0})
+    sensor = build_inbox_sensor(ingest_job(), settings)
     with dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources) as context:
-        result = build_inbox_sensor(5, batch, max_wait_seconds=0)(context)
+        result = sensor(context)
     for request in result.dynamic_partitions_requests or []:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
     return result
@@ -58,7 +73,8 @@ def tick(instance, resources, cursor: str | None, batch: int = 1) -> dg.SensorRe
 
 def run(instance, resources, request: dg.RunRequest, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
     """Execute a run request in-process: one partition, or a partition range (a batch run)."""
-    return dg.materialize([object_version], partition_key=request.partition_key, tags=request.tags,
+    asset = object_version(resources["settings"].values["max_attempts"])
+    return dg.materialize([asset], partition_key=request.partition_key, tags=request.tags,
                           resources=resources, instance=instance, raise_on_error=raise_on_error)
 
 

@@ -11,16 +11,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mediasift.run.indexing import Stores, index_versions, stores_from
 
-from mediasift.extraction.compute import SPOOL_PREFIX, ExtractJob, InlineCompute, RayCompute, WorkerConfig
+from mediasift.extraction.compute import SPOOL_PREFIX, InlineCompute, RayCompute
 from mediasift.extraction.layers.rows import LAYERS
 from mediasift.extraction.models.whisper import cpu_threads
 from mediasift.identity import ObjectVersion
 from mediasift.inbox import Inbox, State
 from mediasift.intake.events import EventKind, NotificationEvent, Source
 from mediasift.local.samples import write_samples
-from mediasift.run import indexing
+from mediasift.run import versions as run_path
+from mediasift.run.versions import Attempt, run_versions
+from mediasift.store import Stores
 from mediasift.store.s3 import Storage
 from tests.helpers import assert_ray_listens_on_loopback_only
 
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def jobs(stack, tmp_path_factory) -> list[ExtractJob]:
+def jobs(stack, tmp_path_factory) -> list[ObjectVersion]:
     """The samples in a bucket of the real SeaweedFS: workers read their objects themselves."""
     folder = tmp_path_factory.mktemp("media")
     write_samples(folder)
@@ -36,12 +37,12 @@ def jobs(stack, tmp_path_factory) -> list[ExtractJob]:
     bucket = f"t-compute-{uuid.uuid4().hex[:8]}"
     storage.ensure_bucket(bucket)
     keys = {f"samples/{path.name}": path for path in sorted(folder.iterdir())}
-    return [ExtractJob(ObjectVersion(bucket, key, storage.upload(path, bucket, key))) for key, path in keys.items()]
+    return [ObjectVersion(bucket, key, storage.upload(path, bucket, key)) for key, path in keys.items()]
 
 
 @pytest.fixture(scope="module")
 def ray_compute(stack):
-    compute = RayCompute(WorkerConfig(stack.settings), address=None, actors=2, batch_size=2)
+    compute = RayCompute(stack.settings, address=None, actors=2, batch_size=2)
     yield compute
     compute.close()
     assert not compute.ray_dir.exists(), "the private Ray's temp dir outlived it"
@@ -54,18 +55,18 @@ def comparable(extraction) -> dict:
 
 def test_inline_and_ray_produce_identical_rows(stack, jobs, ray_compute, tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    inline = InlineCompute(WorkerConfig(stack.settings)).extract(jobs)
+    inline = InlineCompute(stack.settings).extract(jobs)
     left = [p.name for p in tmp_path.iterdir() if not p.name.startswith("torchinductor_")]  # torch's own cache
     assert left == [], "extraction left files behind in the temp dir"
     on_ray = ray_compute.extract(jobs)
     assert len(inline) == len(on_ray) == len(jobs)
-    for job, a, b in zip(jobs, inline, on_ray, strict=True):
-        assert a.job == b.job == job
-        assert a.error is None and b.error is None, job.version.key
+    for version, a, b in zip(jobs, inline, on_ray, strict=True):
+        assert a.version == b.version == version
+        assert a.error is None and b.error is None, version.key
         assert a.fetched == b.fetched and len(a.fetched.sha256) == 64
-        assert comparable(a.extraction) == comparable(b.extraction), job.version.key
+        assert comparable(a) == comparable(b), version.key
         for layer in LAYERS:
-            for row_a, row_b in zip(a.extraction.rows[layer], b.extraction.rows[layer], strict=True):
+            for row_a, row_b in zip(a.rows[layer], b.rows[layer], strict=True):
                 if row_a.vector is not None:
                     np.testing.assert_allclose(row_a.vector, row_b.vector, atol=1e-4)
 
@@ -88,41 +89,51 @@ def test_ray_listens_on_loopback_only(ray_compute):
     assert_ray_listens_on_loopback_only()
 
 
-def checked_by_source_step(jobs, tmp_path) -> tuple[Inbox, Stores, list[str]]:
-    """Inbox and stores as the source step leaves them: every object's version known, none indexed."""
+def notified(versions: list[ObjectVersion], tmp_path) -> tuple[Inbox, Stores, list[str]]:
+    """A fresh inbox that has the create events of `versions`, and empty stores."""
     inbox = Inbox(f"sqlite:///{tmp_path / 'inbox.db'}")
-    stores = stores_from(tmp_path / "derived", str(tmp_path / "lance"))
-    events = [NotificationEvent(Source.TIGRIS, EventKind.CREATED, job.version.bucket, job.version.key,
-                                job.version.etag) for job in jobs]
+    stores = Stores.at(tmp_path / "derived", str(tmp_path / "lance"))
+    events = [NotificationEvent(Source.TIGRIS, EventKind.CREATED, v.bucket, v.key, v.etag) for v in versions]
     inbox.append(events)
     return inbox, stores, [event.version_hash for event in events]
+
+
+def run_all(stack, inbox, stores, compute, hashes):
+    return run_versions(inbox, Storage.from_settings(stack.settings), stores, compute, hashes, EventKind.CREATED,
+                        Attempt("test-run", 1, 3, 60))
 
 
 def test_a_version_overwritten_before_the_worker_reads_it_is_superseded(stack, bucket, tmp_path):
     storage = Storage.from_settings(stack.settings)
     storage.client.put_object(Bucket=bucket, Key="note.txt", Body=b"first")
     first = storage.head(bucket, "note.txt").etag
-    storage.client.put_object(Bucket=bucket, Key="note.txt", Body=b"second")
-    inbox, stores, (h,) = checked_by_source_step([ExtractJob(ObjectVersion(bucket, "note.txt", first))], tmp_path)
-    (outcome,) = index_versions(inbox, stores, InlineCompute(WorkerConfig(stack.settings)), [h], attempt=1,
-                                max_attempts=3)
-    assert outcome.state is State.SUPERSEDED
+    inline = InlineCompute(stack.settings)
+
+    class OverwrittenAfterTheCheck:
+        def as_completed(self, versions):
+            storage.client.put_object(Bucket=bucket, Key="note.txt", Body=b"second")
+            yield from inline.as_completed(versions)
+
+    inbox, stores, (h,) = notified([ObjectVersion(bucket, "note.txt", first)], tmp_path)
+    (outcome,) = run_all(stack, inbox, stores, OverwrittenAfterTheCheck(), [h])
+    assert outcome.state is State.SUPERSEDED and "no longer has etag" in outcome.reason
     assert inbox.version(h).state is State.SUPERSEDED
     assert stores.index.table("transcript") is None or stores.index.count("transcript", f"version_hash = '{h}'") == 0
 
 
-def test_first_objects_are_indexed_while_the_rest_are_still_extracted(jobs, tmp_path, ray_compute, monkeypatch):
-    monkeypatch.setattr(indexing, "INDEX_FLUSH", 1)
-    inbox, stores, hashes = checked_by_source_step(jobs, tmp_path)
+def test_first_objects_are_indexed_while_the_rest_are_still_extracted(stack, jobs, tmp_path, ray_compute,
+                                                                      monkeypatch):
+    monkeypatch.setattr(run_path, "INDEX_FLUSH", 1)
+    inbox, stores, hashes = notified(jobs, tmp_path)
     handed_back = []
 
     class Counting:
-        def as_completed(self, jobs):
-            for group in ray_compute.as_completed(jobs):
+        def as_completed(self, versions):
+            for group in ray_compute.as_completed(versions):
                 handed_back.append(len(group))
                 yield group
 
-    outcomes = indexing.index_versions(inbox, stores, Counting(), hashes, attempt=1, max_attempts=3)
+    outcomes = run_all(stack, inbox, stores, Counting(), hashes)
     first = next(outcomes)
     groups_when_first = len(handed_back)
     rest = list(outcomes)
@@ -135,13 +146,13 @@ def test_first_objects_are_indexed_while_the_rest_are_still_extracted(jobs, tmp_
 
 
 def test_worker_killed_mid_batch_is_retried_without_duplicate_rows(stack, jobs, tmp_path):
-    inbox, stores, hashes = checked_by_source_step(jobs, tmp_path)
-    compute = RayCompute(WorkerConfig(stack.settings), address=None, actors=1, batch_size=len(hashes))
+    inbox, stores, hashes = notified(jobs, tmp_path)
+    compute = RayCompute(stack.settings, address=None, actors=1, batch_size=len(hashes))
     (before,) = compute.pids()
     killer = threading.Thread(target=_kill_when_busy, args=(before,))
     killer.start()
     try:
-        outcomes = list(index_versions(inbox, stores, compute, hashes, attempt=1, max_attempts=3))
+        outcomes = list(run_all(stack, inbox, stores, compute, hashes))
         killer.join()
         (after,) = compute.pids()
     finally:

@@ -14,7 +14,7 @@ from dagster_project.partitions import KIND_TAG
 from mediasift.inbox import State
 from mediasift.local.samples import write_text_pdf
 from mediasift.store.s3 import Storage
-from resources import S3StorageResource
+from resources import S3Resource
 from tests.conftest import payload
 from tests.helpers import pipeline_resources, run, tick, wait_for_events
 
@@ -64,17 +64,21 @@ def test_runs_materialize_lineage_supersede_overwrites_and_mark_deletions(stack,
 
     versions = stack_inbox.versions_of(bucket, "a.txt")
     assert [v.state for v in versions] == [State.SUPERSEDED, State.DONE]
-    assert outcomes[("a.txt", "created")]["state"].value in ("read", "superseded")
+    assert outcomes[("a.txt", "created")]["state"].value in ("done", "superseded")
     done = versions[1]
     assert (done.content_type, done.size) == ("text/plain", len(b"second version"))
     assert len(done.sha256) == 64
     assert [v.state for v in stack_inbox.versions_of(bucket, "gone.txt")] == [State.DELETED]
     assert {"bucket", "key", "etag", "object_id", "sha256", "content_type", "size"} <= set(
-        next(m for m in outcomes.values() if m["state"].value == "read")
+        next(m for m in outcomes.values() if m["state"].value == "done")
     )
 
 
-def test_unreadable_object_is_retried_dead_lettered_and_redriven(stack, bucket, stack_inbox, instance, resources):
+@pytest.mark.parametrize("max_attempts", [3, 2])
+def test_unreadable_object_is_retried_dead_lettered_and_redriven(stack, bucket, stack_inbox, instance, tmp_path,
+                                                                 max_attempts):
+    """Dagster's retries and the dead-letter decision follow the one setting, MEDIASIFT_MAX_ATTEMPTS."""
+    resources = pipeline_resources(stack.settings, bucket, tmp_path, max_attempts=max_attempts)
     client = Storage.from_settings(stack.settings).client
     cursor = str(stack_inbox.last_seq())
     client.put_object(Bucket=bucket, Key="locked.bin", Body=b"x")
@@ -82,12 +86,12 @@ def test_unreadable_object_is_retried_dead_lettered_and_redriven(stack, bucket, 
     first = tick(instance, resources, cursor)
     (request,) = first.run_requests
     s3 = resources["s3"]
-    broken = {**resources, "s3": S3StorageResource(endpoint_url=s3.endpoint_url, bucket=bucket,
-                                                   access_key_id=s3.access_key_id, secret_access_key="wrong")}
+    broken = {**resources, "s3": S3Resource(endpoint_url=s3.endpoint_url, region_name=s3.region_name,
+                                            aws_access_key_id=s3.aws_access_key_id, aws_secret_access_key="wrong")}
     outcome = run(instance, broken, request, raise_on_error=False)
     assert not outcome.success
     (version,) = stack_inbox.versions_of(bucket, "locked.bin")
-    assert (version.state, version.attempts, version.in_dlq) == (State.FAILED, 3, True)
+    assert (version.state, version.attempts, version.in_dlq) == (State.FAILED, max_attempts, True)
     assert "403" in version.last_error
 
     assert [v.version_hash for v in stack_inbox.redrive([version.version_hash])] == [version.version_hash]

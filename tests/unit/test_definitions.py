@@ -1,30 +1,45 @@
-"""The code location loads and its graph is what the UI should show."""
+"""The code location loads and its graph is what the UI should show; its policy follows the settings."""
 
 import dagster as dg
+import yaml
 
-from dagster_project.definitions import defs
+from dagster_project.definitions import build_definitions, defs
+from dagster_project.instance import INSTANCE_YAML, partition_limit_missing
+from mediasift.config import Settings
+
+SOURCE = dg.AssetKey(["mediasift", "source_object"])
+LAYERS = ("transcript", "scenes", "visual", "pages", "entities")
+CHECKS = {"rows_have_lineage", "vector_dimensions", "no_rows_for_removed_versions"}
 
 
 def test_code_location_loads_with_the_expected_graph():
     repo = defs.get_repository_def()
-    assert {key.to_user_string() for key in repo.asset_graph.get_all_asset_keys()} == {
-        "mediasift/source_object", "mediasift/transcript", "mediasift/scenes", "mediasift/visual", "mediasift/pages",
-        "mediasift/entities"}
+    graph = repo.asset_graph
+    assert {key.to_user_string() for key in graph.get_all_asset_keys()} == {
+        "mediasift/source_object", *(f"mediasift/{layer}" for layer in LAYERS)}
     assert {job.name for job in repo.get_all_jobs()} >= {"ingest_object_version", "reconcile_job"}
+    assert graph.get(SOURCE).group_name == "source"
+    for layer in LAYERS:
+        node = graph.get(dg.AssetKey(["mediasift", layer]))
+        assert node.group_name == "layers"
+        assert node.partitions_def.name == "object_versions"
+        assert SOURCE in node.parent_keys
+        assert {c.name for c in graph.get_check_keys_for_assets([node.key])} == CHECKS
 
 
-def test_source_object_is_partitioned_by_object_version():
-    source = defs.resolve_assets_def(dg.AssetKey(["mediasift", "source_object"]))
+def test_source_object_is_partitioned_by_object_version_and_extracts_in_the_pool():
+    source = defs.resolve_assets_def(SOURCE)
     assert isinstance(source.partitions_def, dg.DynamicPartitionsDefinition)
     assert source.partitions_def.name == "object_versions"
-    assert source.group_names_by_key[dg.AssetKey(["mediasift", "source_object"])] == "source"
-    assert "If-Match" in source.descriptions_by_key[dg.AssetKey(["mediasift", "source_object"])]
+    assert "If-Match" in source.descriptions_by_key[SOURCE]
+    assert source.op.pool == "mediasift_extraction"
 
 
 def test_sensor_and_reconcile_schedule_run_by_default():
     sensor = defs.resolve_sensor_def("inbox_sensor")
     assert sensor.default_status is dg.DefaultSensorStatus.RUNNING
     assert sensor.minimum_interval_seconds <= 5
+    assert sensor.job_name == "ingest_object_version"
     schedule = defs.resolve_schedule_def("reconcile_schedule")
     assert schedule.default_status is dg.DefaultScheduleStatus.RUNNING
     assert schedule.job_name == "reconcile_job"
@@ -32,17 +47,34 @@ def test_sensor_and_reconcile_schedule_run_by_default():
 
 def test_secrets_are_environment_variables_not_config():
     s3 = defs.resources["s3"]
-    assert isinstance(s3.secret_access_key, dg.EnvVar)
-    assert isinstance(s3.access_key_id, dg.EnvVar)
+    assert isinstance(s3.aws_secret_access_key, dg.EnvVar)
+    assert isinstance(s3.aws_access_key_id, dg.EnvVar)
+    shown = defs.resources["settings"].values
+    assert not {"s3_access_key", "s3_secret_key", "webhook_token", "webhook_basic_password"} & set(shown)
 
 
-def test_every_layer_is_partitioned_downstream_of_the_source_with_checks():
-    repo = defs.get_repository_def()
-    source = dg.AssetKey(["mediasift", "source_object"])
-    for layer in ("transcript", "scenes", "visual", "pages", "entities"):
-        key = dg.AssetKey(["mediasift", layer])
-        node = repo.asset_graph.get(key)
-        assert node.partitions_def.name == "object_versions"
-        assert source in node.parent_keys
-        checks = {c.name for c in repo.asset_graph.get_check_keys_for_assets([key])}
-        assert checks == {"rows_have_lineage", "vector_dimensions", "no_rows_for_removed_versions"}
+def test_retries_follow_max_attempts():
+    for max_attempts in (5, 1):
+        built = build_definitions(Settings(max_attempts=max_attempts))
+        assert built.resolve_assets_def(SOURCE).op.retry_policy.max_retries == max_attempts - 1
+        assert built.resources["settings"].values["max_attempts"] == max_attempts
+
+
+def test_every_setting_reaches_the_resources():
+    built = build_definitions(Settings(clip_model="ViT-B-16", ray="10.0.0.1:6379", sensor_batch_size=7))
+    values = built.resources["settings"].values
+    assert (values["clip_model"], values["ray"], values["sensor_batch_size"]) == ("ViT-B-16", "10.0.0.1:6379", 7)
+
+
+def test_the_shipped_instance_yaml_holds_one_run_per_object_version():
+    with dg.instance_for_test(overrides=yaml.safe_load(INSTANCE_YAML.read_text())) as instance:
+        assert partition_limit_missing(instance) is None
+
+
+def test_an_instance_without_the_partition_limit_is_named():
+    with dg.instance_for_test() as instance:
+        assert "dagster.yaml" in partition_limit_missing(instance)
+    config = yaml.safe_load(INSTANCE_YAML.read_text())
+    config["run_coordinator"]["config"]["tag_concurrency_limits"] = []
+    with dg.instance_for_test(overrides=config) as instance:
+        assert "one-run-per-partition" in partition_limit_missing(instance)

@@ -5,11 +5,13 @@ import uuid
 import dagster as dg
 import pytest
 
-from dagster_project.jobs import ingest_job
+from dagster_project.jobs import INGEST_JOB
 from dagster_project.sensors import RANGE_END_TAG, RANGE_START_TAG, build_inbox_sensor
+from mediasift.config import Settings
 from mediasift.inbox import Inbox
 from mediasift.intake.events import EventKind, NotificationEvent, Source
-from resources import InboxResource
+from resources import build_resources
+from tests.helpers import ingest_job
 
 
 @pytest.fixture
@@ -27,14 +29,15 @@ def database_url(tmp_path) -> str:
 
 
 def evaluate(instance, database_url: str, max_wait: float = 600) -> dg.SensorResult:
-    sensor = build_inbox_sensor(5, run_batch_size=10, max_wait_seconds=max_wait)
-    with dg.build_sensor_context(instance=instance, resources={"inbox": InboxResource(database_url=database_url)}
+    settings = Settings(database_url=database_url, run_batch_size=10, run_batch_max_wait_s=max_wait)
+    sensor = build_inbox_sensor(ingest_job(), settings)
+    with dg.build_sensor_context(instance=instance, resources={"inbox": build_resources(settings)["inbox"]}
                                  ) as context:
         return sensor(context)
 
 
 def in_flight(instance, status: dg.DagsterRunStatus) -> None:
-    instance.add_run(dg.DagsterRun(job_name=ingest_job.name, run_id=str(uuid.uuid4()), status=status))
+    instance.add_run(dg.DagsterRun(job_name=INGEST_JOB, run_id=str(uuid.uuid4()), status=status))
 
 
 def test_with_nothing_in_flight_a_partial_batch_goes_at_once(instance, database_url):

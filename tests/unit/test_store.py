@@ -21,8 +21,8 @@ def rows(texts: list[str]) -> list[Row]:
 def test_rerunning_a_version_replaces_its_rows(tmp_path):
     index = LanceIndex(str(tmp_path))
     h = [VERSION.version_hash]
-    index.replace_versions("pages", h, [to_arrow(rows(["one", "two", "three"]), VERSION, "x@1", 384)])
-    index.replace_versions("pages", h, [to_arrow(rows(["uno", "dos"]), VERSION, "x@2", 384)])
+    index.replace_versions("pages", h, [to_arrow(rows(["one", "two", "three"]), VERSION, "x@1")])
+    index.replace_versions("pages", h, [to_arrow(rows(["uno", "dos"]), VERSION, "x@2")])
     table = index.table("pages").to_arrow().to_pylist()
     assert sorted(r["text"] for r in table) == ["dos", "uno"]
     assert {r["etag"] for r in table} == {"abc"} and {r["extractor"] for r in table} == {"x@2"}
@@ -31,10 +31,10 @@ def test_rerunning_a_version_replaces_its_rows(tmp_path):
 def test_empty_rerun_and_removal_leave_nothing(tmp_path):
     index = LanceIndex(str(tmp_path))
     h = [VERSION.version_hash]
-    index.replace_versions("pages", h, [to_arrow(rows(["one"]), VERSION, "x@1", 384)])
+    index.replace_versions("pages", h, [to_arrow(rows(["one"]), VERSION, "x@1")])
     index.replace_versions("pages", h, [])
     assert index.count("pages") == 0
-    index.replace_versions("pages", h, [to_arrow(rows(["one"]), VERSION, "x@1", 384)])
+    index.replace_versions("pages", h, [to_arrow(rows(["one"]), VERSION, "x@1")])
     assert index.health("pages", h, h) == IndexHealth(0, 384, 1)
     assert index.remove_versions([VERSION.version_hash, "no-such'version"]) == 1
     assert index.count("pages") == 0
@@ -43,8 +43,8 @@ def test_empty_rerun_and_removal_leave_nothing(tmp_path):
 def test_feature_table_files_are_replaced_whole_and_removed(tmp_path):
     tables = FeatureTables(tmp_path)
     path = tables.write("pages", VERSION.object_id, VERSION.version_hash,
-                        to_arrow(rows(["a", "b"]), VERSION, "x@1", 384))
-    tables.write("pages", VERSION.object_id, VERSION.version_hash, to_arrow(rows(["c"]), VERSION, "x@1", 384))
+                        to_arrow(rows(["a", "b"]), VERSION, "x@1"))
+    tables.write("pages", VERSION.object_id, VERSION.version_hash, to_arrow(rows(["c"]), VERSION, "x@1"))
     assert tables.read("pages").column("text").to_pylist() == ["c"]
     assert not list(tmp_path.rglob("*.partial"))
     assert tables.remove("pages", VERSION.object_id, VERSION.version_hash) and not path.exists()
