@@ -9,7 +9,7 @@ import json
 import dagster as dg
 import pytest
 
-from assets.object_version import SOURCE
+from assets.source import SOURCE
 from dagster_project.partitions import KIND_TAG
 from mediasift.inbox import State
 from mediasift.local.samples import write_text_pdf

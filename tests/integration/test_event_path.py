@@ -5,6 +5,7 @@ import time
 
 import pytest
 from botocore.exceptions import ClientError
+from pydantic import SecretStr
 
 from mediasift.config import Settings
 from mediasift.inbox import Inbox
@@ -78,7 +79,8 @@ def test_malformed_or_unauthenticated_post_writes_nothing(stack, bucket, stack_i
 
 
 def test_wrong_credentials_are_refused_by_the_store(stack, bucket):
-    wrong = Storage(stack.settings.s3_endpoint_url, "MSWRONGKEY", "not-the-secret")
+    wrong = Storage.from_settings(stack.settings.model_copy(update={"s3_access_key": SecretStr("MSWRONGKEY"),
+                                                                   "s3_secret_key": SecretStr("not-the-secret")}))
     with pytest.raises(ClientError) as caught:
         wrong.client.put_object(Bucket=bucket, Key="x", Body=b"x")
     assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403

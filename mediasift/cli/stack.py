@@ -1,0 +1,109 @@
+"""Running mediasift: the embedded stack (`up`), the demo on it, and a bare receiver for production."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import tempfile
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from mediasift.cli.app import (
+    app,
+    console,
+    fail,
+    load_settings,
+)
+from mediasift.cli.ingest import upload_files, wait_processed
+from mediasift.cli.search import print_hits
+from mediasift.cli.uploads import plan_uploads
+from mediasift.extraction.models import models_for
+from mediasift.inbox import Inbox, State
+from mediasift.local.samples import write_samples
+from mediasift.local.stack import DagsterMode, Stack
+from mediasift.query.search import Searcher
+from mediasift.store.lance import LanceIndex
+from mediasift.store.s3 import Storage
+
+
+@app.command()
+def up() -> None:
+    """Start SeaweedFS (S3 + webhook), the receiver and the Dagster UI + daemon; Ctrl-C stops all."""
+    with Stack(load_settings(), DagsterMode.DEV) as stack:
+        table = Table(title="mediasift is up", show_header=False)
+        table.add_row("S3 endpoint", stack.settings.s3_endpoint_url)
+        table.add_row("bucket", stack.settings.bucket)
+        table.add_row("receiver", f"{stack.receiver.url}  (docs: {stack.receiver.url}/docs)")
+        table.add_row("Dagster UI", stack.dagster_url)
+        table.add_row("extraction", f"Ray at {stack.ray_head.address}" if stack.ray_head else
+                      "inline (set MEDIASIFT_RAY=local for warm Ray actors)")
+        table.add_row("home", str(stack.home))
+        console.print(table)
+        console.print("Upload with [bold]mediasift ingest PATH[/bold] in another shell. Ctrl-C stops everything.")
+        _wait_for_interrupt()
+
+
+def _wait_for_interrupt() -> None:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with contextlib.suppress(KeyboardInterrupt):
+        stop.wait()
+
+
+@app.command()
+def receiver(host: Annotated[str | None, typer.Option(help="Bind address (default MEDIASIFT_RECEIVER_HOST, "
+                                                     "127.0.0.1).")] = None,
+             port: Annotated[int | None, typer.Option(help="Port (default MEDIASIFT_RECEIVER_PORT).")] = None) -> None:
+    """Serve only the webhook receiver (production: several behind a load balancer)."""
+    import uvicorn
+
+    from mediasift.intake.receiver import create_app
+
+    settings = load_settings()
+    uvicorn.run(create_app(settings), host=host or settings.receiver_host, port=port or settings.receiver_port,
+                access_log=False)
+
+
+@app.command()
+def demo(timeout: Annotated[float, typer.Option(help="Seconds to wait for indexing.")] = 900) -> None:
+    """Start the stack, upload the sample media (video, speech, PDFs, images), wait until every object is
+    indexed, run sample searches, print the hits, stop. Exits 1 if a search misses its known answer."""
+    settings = load_settings()
+    with Stack(settings, DagsterMode.DAEMON) as stack, tempfile.TemporaryDirectory() as tmp:
+        console.print(f"stack up: S3 {stack.settings.s3_endpoint_url}, receiver {stack.receiver.url}")
+        folder = Path(tmp) / "samples"
+        write_samples(folder)
+        uploaded = upload_files(Storage.from_settings(stack.settings), plan_uploads([folder], "demo/"),
+                           stack.settings.bucket)
+        states = wait_processed(Inbox(stack.settings.inbox_url), stack.settings.bucket, uploaded, timeout)
+        table = Table("key", "etag", "state", title="demo objects")
+        for key, etag in uploaded.items():
+            table.add_row(key, etag, str(states[key]))
+        console.print(table)
+        if any(s is not State.DONE for s in states.values()):
+            fail(f"not every demo object was indexed; see {stack.dagster_home / 'dagster.log'}")
+        searcher = Searcher(LanceIndex(stack.settings.lance_location), models_for(stack.settings))
+        missed = 0
+        for query, expected, check in DEMO_QUERIES:
+            hits = searcher.search(query, 3)
+            print_hits(query, hits)
+            found = bool(hits) and hits[0].key.removeprefix("demo/") in expected and check(hits[0])
+            missed += not found
+            console.print(f"{'[green]✓' if found else '[red]✗'} expected first: {' or '.join(expected)}[/]\n")
+    if missed:
+        fail(f"{missed} demo search(es) missed their known answer")
+
+
+DEMO_QUERIES = [
+    ("when did Lisbon reopen", ("speech.ogg", "harbour_report.mp4"),
+     lambda h: h.layer == "transcript" and abs(h.t_start - 4.5) <= 1.0),
+    ("pelican", ("harbour_report.mp4",), lambda h: h.layer == "scenes" and h.t_start >= 9.5),
+    ("invoice for turbine maintenance", ("scanned_invoice.pdf",), lambda h: h.page == 2),
+    ("board meeting in Osaka", ("board_minutes.pdf",), lambda h: h.page == 2),
+]
+"""(query, objects that may come first, what must hold of the first hit): the sentence about Lisbon is
+spoken at 4.5 s both in the speech clip and in the video's soundtrack."""

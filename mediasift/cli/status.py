@@ -1,0 +1,90 @@
+"""What the pipeline knows: counts per state, and every version of one object with its lineage."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from mediasift.cli.app import (
+    JsonOption,
+    app,
+    console,
+    fail,
+    load_settings,
+    objects_app,
+)
+from mediasift.identity import parse_s3_uri
+from mediasift.inbox import Inbox, State
+from mediasift.query.lineage import layer_counts, version_json
+from mediasift.store.lance import LanceIndex
+
+
+@app.command()
+def status(as_json: JsonOption = False) -> None:
+    """Counts of object versions per state, the inbox depth and the endpoints in use."""
+    settings = load_settings()
+    inbox = Inbox(settings.inbox_url)
+    stack = settings.stack_info()
+    report = {
+        **inbox.counts(),
+        "inbox_depth": inbox.depth(),
+        "last_event_seq": inbox.last_seq(),
+        "visual": {
+            "model": settings.clip_model,
+            "weights": settings.clip_checkpoint or settings.clip_pretrained,
+            "untrained": not (settings.clip_checkpoint or settings.clip_pretrained),
+        },
+        "endpoints": {
+            "s3": settings.s3_endpoint_url,
+            "bucket": settings.bucket,
+            "receiver": stack.get("receiver_url"),
+            "dagster": stack.get("dagster_url"),
+            "ray": stack.get("ray_address") or (settings.ray if settings.ray != "off" else None),
+            "inbox": inbox.engine.url.render_as_string(hide_password=True),
+        },
+    }
+    if as_json:
+        console.print_json(json.dumps(report))
+        return
+    table = Table("state", "versions", title="object versions")
+    for state in [*(s.value for s in State), "dlq"]:
+        table.add_row(state, str(report[state]))
+    console.print(table)
+    console.print(f"inbox depth {report['inbox_depth']}, last event seq {report['last_event_seq']}")
+    if report["visual"]["untrained"]:
+        console.print(f"[yellow]visual layer: {settings.clip_model} is UNTRAINED (no CLIP weights configured: set "
+                      "MEDIASIFT_CLIP_PRETRAINED or MEDIASIFT_CLIP_CHECKPOINT); its vectors find duplicates, "
+                      "not meaning[/yellow]")
+    for name, value in report["endpoints"].items():
+        console.print(f"{name:>9}: {value or '-'}")
+
+
+@objects_app.command("show")
+def objects_show(uri: Annotated[str, typer.Argument(help="s3://BUCKET/KEY")], as_json: JsonOption = False) -> None:
+    """Every known version of one object: state, ETag, lineage, and its rows in each layer."""
+    try:
+        bucket, key = parse_s3_uri(uri)
+    except ValueError as error:
+        fail(str(error))
+    settings = load_settings()
+    versions = Inbox(settings.inbox_url).versions_of(bucket, key)
+    if not versions:
+        fail(f"no version of {uri} is known to the inbox")
+    index = LanceIndex(settings.lance_location)
+    described = [{**version_json(v), "layers": layer_counts(index, v.version_hash)} for v in versions]
+    if as_json:
+        console.print_json(json.dumps(described))
+        return
+    for facts in described:
+        table = Table(show_header=False, title=f"{uri}  version {facts['partition_key']}", title_justify="left")
+        for name in ("bucket", "key", "etag", "version_id", "object_id", "partition_key", "state", "attempts",
+                     "size", "content_type", "sha256", "last_error"):
+            value = facts[name]
+            if name == "state" and facts["in_dlq"]:
+                value = f"{value} (in DLQ)"
+            table.add_row(name, "-" if value is None else str(value))
+        table.add_row("layers", ", ".join(f"{layer} {n}" for layer, n in facts["layers"].items()))
+        console.print(table)
