@@ -85,8 +85,6 @@ def remove_orphan_spools() -> None:
 
 
 class Compute(ABC):
-    name: str
-
     @abstractmethod
     def as_completed(self, versions: Sequence[ObjectVersion]) -> Iterator[list[Extraction]]: ...
 
@@ -100,8 +98,6 @@ class Compute(ABC):
 
 
 class InlineCompute(Compute):
-    name = "inline"
-
     def __init__(self, settings: Settings):
         self.worker = Worker(settings)
 
@@ -118,8 +114,6 @@ class InlineCompute(Compute):
 
 class RayCompute(Compute):
     """A pool of extraction actors. `address=None` starts a private local Ray (tests, one-off runs)."""
-
-    name = "ray"
 
     def __init__(self, settings: Settings, address: str | None, actors: int = 2, batch_size: int = 4):
         import ray

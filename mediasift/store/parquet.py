@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -34,9 +35,13 @@ class FeatureTables:
         path.unlink(missing_ok=True)
         return existed
 
-    def read(self, layer: str) -> pa.Table | None:
+    def scan(self, layer: str) -> pl.LazyFrame | None:
+        """Every version's rows of `layer`, lazily, for batch views and notebooks (None when there are none).
+        Files of versions with no rows in the layer are left out: their vector size is only a placeholder."""
         folder = self.root / layer
-        files = sorted(folder.rglob("*.parquet")) if folder.exists() else []
-        if not files:
-            return None
-        return pa.concat_tables([pq.read_table(f) for f in files], promote_options="permissive")
+        files = [f for f in sorted(folder.rglob("*.parquet")) if pq.read_metadata(f).num_rows] if folder.exists() else []
+        return pl.scan_parquet(files, hive_partitioning=False) if files else None
+
+    def read(self, layer: str) -> pa.Table | None:
+        frame = self.scan(layer)
+        return None if frame is None else frame.collect().to_arrow()

@@ -1,7 +1,11 @@
 """Scenes: shot boundaries from decoded frames, a keyframe per shot, and a description of the shot.
 
-A cut is a large change between consecutive sampled frames (colour histograms); shots longer than
-`max_shot_seconds` are split at fixed intervals, so a static two-hour stream still gets keyframes.
+Cuts come from PySceneDetect's `ContentDetector` (its `detect-content` algorithm): the mean change in
+hue, saturation and brightness, pixel by pixel, between consecutive sampled frames, each downscaled to
+about 256 px as PySceneDetect's own SceneManager does. Unlike a luma histogram, it also sees a cut
+between two equally bright shots of different colour. The detector is fed one frame at a time, so a
+shot is yielded as soon as the next one starts. Shots longer than `max_shot_seconds` are split at fixed
+intervals, so a static two-hour stream still gets keyframes.
 """
 
 from __future__ import annotations
@@ -9,12 +13,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from PIL import Image
+from scenedetect import FrameTimecode
+from scenedetect.detector import FlashFilter
+from scenedetect.detectors import ContentDetector
+from scenedetect.scene_manager import compute_downscale_factor
 
 from mediasift.extraction.layers.rows import Row
 
-EXTRACTOR = "scenes-histogram@1"
+EXTRACTOR = "scenes-pyscenedetect@2"
+MIN_SHOT_SECONDS = 1.0
+"""After a cut, further cuts are ignored this long (camera flashes, fast pans between samples)."""
+_NOMINAL_FPS = 4.0
+"""Timecodes are given in seconds; the rate only labels them, as FrameTimecode requires one."""
 
 
 @dataclass
@@ -26,17 +39,27 @@ class Shot:
     keyframe_t: float
 
 
-def _signature(image: Image.Image) -> np.ndarray:
-    small = np.asarray(image.convert("RGB").resize((64, 36)), dtype=np.float32)
-    hist = [np.histogram(small[..., c], bins=16, range=(0, 255))[0] for c in range(3)]
-    flat = np.concatenate(hist).astype(np.float32)
-    return flat / flat.sum()
+def _bgr(image: Image.Image) -> np.ndarray:
+    """The frame as PySceneDetect expects it: 8-bit BGR, downscaled the way its SceneManager does."""
+    rgb = image.convert("RGB")
+    factor = compute_downscale_factor(max(rgb.size))
+    if factor > 1:
+        size = (max(1, round(rgb.width / factor)), max(1, round(rgb.height / factor)))
+        rgb = rgb.resize(size, Image.Resampling.BILINEAR)
+    return cv2.cvtColor(np.asarray(rgb), cv2.COLOR_RGB2BGR)
 
 
-def detect_shots(frames: Iterable[tuple[float, Image.Image]], *, threshold: float = 0.35,
+def detect_shots(frames: Iterable[tuple[float, Image.Image]], *, threshold: float = 27.0,
                  max_shot_seconds: float = 30.0) -> Iterator[Shot]:
-    """Shots as they close; memory holds only the current shot's candidate keyframes."""
-    number, start, last_t, previous = 1, None, 0.0, None
+    """Shots as they close; memory holds only the current shot's candidate keyframes.
+
+    `threshold` is ContentDetector's score (mean HSV change, 0-255) at which a frame starts a new shot;
+    27 is PySceneDetect's default. The flash filter suppresses rather than merges, so a cut is reported
+    on the frame that shows it and never later, which a shot yielded as it closes needs.
+    """
+    detector = ContentDetector(threshold=threshold, min_scene_len=MIN_SHOT_SECONDS,
+                               filter_mode=FlashFilter.Mode.SUPPRESS)
+    number, start, last_t = 1, None, 0.0
     candidates: list[tuple[float, Image.Image]] = []
 
     def close(end: float) -> Shot:
@@ -45,15 +68,15 @@ def detect_shots(frames: Iterable[tuple[float, Image.Image]], *, threshold: floa
         return Shot(number, start, end, image, t)
 
     for t, image in frames:
-        signature = _signature(image)
+        cut = bool(detector.process_frame(FrameTimecode(max(float(t), 0.0), fps=_NOMINAL_FPS), _bgr(image)))
         if start is None:
             start = t
-        elif np.abs(signature - previous).sum() / 2 > threshold or t - start >= max_shot_seconds:
+        elif cut or t - start >= max_shot_seconds:
             yield close(t)
             number, start, candidates = number + 1, t, []
         if not candidates or t - candidates[-1][0] >= 1.0:
             candidates.append((t, image))
-        previous, last_t = signature, t
+        last_t = t
     if start is not None:
         yield close(last_t + 0.25)
 

@@ -6,12 +6,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-NAME = "opencv-haar-frontalface"
-
 
 class FaceDetector:
-    name = NAME
-
     def __init__(self):
         self.cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
         if self.cascade.empty():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 DIM = 384
-NAME = "all-MiniLM-L6-v2"
 
 
 class TextEncoder:
