@@ -5,7 +5,7 @@ import yaml
 
 from dagster_project.definitions import build_definitions, defs
 from dagster_project.instance import INSTANCE_YAML, partition_limit_missing
-from mediasift.config import Settings
+from mediasift.config import SECRET_FIELDS, Settings
 
 SOURCE = dg.AssetKey(["mediasift", "source_object"])
 LAYERS = ("transcript", "scenes", "visual", "pages", "entities")
@@ -60,10 +60,12 @@ def test_retries_follow_max_attempts():
         assert built.resources["settings"].values["max_attempts"] == max_attempts
 
 
-def test_every_setting_reaches_the_resources():
-    built = build_definitions(Settings(clip_model="ViT-B-16", ray="10.0.0.1:6379", sensor_batch_size=7))
-    values = built.resources["settings"].values
-    assert (values["clip_model"], values["ray"], values["sensor_batch_size"]) == ("ViT-B-16", "10.0.0.1:6379", 7)
+def test_every_setting_reaches_the_resources_and_back():
+    settings = Settings(clip_model="ViT-B-16", ray="10.0.0.1:6379", sensor_batch_size=7, whisper_model="base.en")
+    shown = build_definitions(settings).resources["settings"]
+    expected = settings.model_dump(mode="json", exclude=set(SECRET_FIELDS), exclude_none=True)
+    assert shown.values == expected
+    assert shown.get().model_dump(exclude=set(SECRET_FIELDS)) == settings.model_dump(exclude=set(SECRET_FIELDS))
 
 
 def test_the_shipped_instance_yaml_holds_one_run_per_object_version():

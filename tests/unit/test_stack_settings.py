@@ -23,3 +23,15 @@ def test_a_run_per_event_keeps_two_runs_and_dagsters_per_partition_events(tmp_pa
         assert per_event.concurrent_runs == 2
         assert PLANNED_SUBSET_ENV not in Stack(per_event).child_env()
     assert settings(tmp_path, ray="local", run_batch_size=50, max_concurrent_runs=3).concurrent_runs == 3
+
+
+def test_dagster_processes_get_every_setting_of_the_stack(tmp_path, monkeypatch):
+    chosen = settings(tmp_path, whisper_model="base.en", clip_checkpoint="/models/clip.pt", max_attempts=5,
+                      ray="local", reconcile_cron="*/5 * * * *")
+    env = Stack(chosen).child_env()
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    seen = Settings()
+    assert seen.model_dump(exclude={"home", "database_url"}) == Stack(chosen).settings.model_dump(
+        exclude={"home", "database_url"})
+    assert seen.inbox_url == chosen.inbox_url and seen.home == tmp_path.resolve()
