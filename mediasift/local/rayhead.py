@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Literal
 
 from mediasift.local.processes import LOOPBACK, accepts, free_port, start_group, stop_group, wait_until
 
@@ -34,6 +35,10 @@ class LocalRayHead:
         self.process: subprocess.Popen | None = None
         self.address = ""
         self.temp_dir: Path | None = None
+        self.stopped_by: Literal["SIGINT", "SIGTERM", "already exited"] | None = None
+        """How the last `stop` ended the head: "SIGINT" (the clean path), "SIGTERM" (SIGINT went unheeded
+        for 15 s, so the group was terminated, and killed if still there 15 s later), "already exited" (it had
+        ended before `stop`); None before any `stop`."""
 
     def start(self, timeout: float = 90.0) -> LocalRayHead:
         port = free_port()
@@ -53,13 +58,18 @@ class LocalRayHead:
 
     def stop(self) -> None:
         """SIGINT first: on it `ray start --block` stops every Ray process it started, actors included (they
-        sit in process groups of their own), in about a second; on SIGTERM it takes 30 s."""
+        sit in process groups of their own), in about a second; on SIGTERM it takes 30 s. `stopped_by` says
+        which path it took."""
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
             try:
                 self.process.wait(timeout=15)
+                self.stopped_by = "SIGINT"
             except subprocess.TimeoutExpired:
                 stop_group(self.process, timeout=15)
+                self.stopped_by = "SIGTERM"
+        elif self.process:
+            self.stopped_by = "already exited"
         self.process = None
         if self.temp_dir:
             shutil.rmtree(self.temp_dir, ignore_errors=True)

@@ -39,7 +39,8 @@ class FeatureTables:
         """Every version's rows of `layer`, lazily, for batch views and notebooks (None when there are none).
         Files of versions with no rows in the layer are left out: their vector size is only a placeholder."""
         folder = self.root / layer
-        files = [f for f in sorted(folder.rglob("*.parquet")) if pq.read_metadata(f).num_rows] if folder.exists() else []
+        found = sorted(folder.rglob("*.parquet")) if folder.exists() else []
+        files = [f for f in found if pq.read_metadata(f).num_rows]
         return pl.scan_parquet(files, hive_partitioning=False) if files else None
 
     def read(self, layer: str) -> pa.Table | None:

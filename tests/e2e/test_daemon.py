@@ -3,10 +3,10 @@
 import json
 import os
 import time
-from itertools import pairwise
 
 import dagster as dg
 import pytest
+from dagster._daemon.sensor import MIN_INTERVAL_LOOP_TIME
 from typer.testing import CliRunner
 
 from mediasift.cli import app
@@ -71,10 +71,17 @@ def test_uploads_overwrite_and_delete_end_as_the_right_partitions(tmp_path, monk
         assert served_by == {("127.0.0.1", workspace["port"])}, "runs launched by the stack's own code server"
         code_server = stack.code_server.pid
         (sensor,) = [s for s in instance.all_instigator_state() if s.name == "inbox_sensor"]
-        ticks = wait_for(lambda: len(t := instance.get_ticks(sensor.instigator_origin_id, sensor.selector_id)) >= 4
-                         and sorted(tick.timestamp for tick in t), 60, "four sensor ticks")
-        assert max(b - a for a, b in pairwise(ticks)) < 8, \
-            "the sensor is checked on every 5 s daemon loop, not every other one"
+
+        def ticks() -> int:
+            return len(instance.get_ticks(sensor.instigator_origin_id, sensor.selector_id))
+
+        settled_at = ticks()
+        wait_for(lambda: ticks() >= settled_at + 3, 180, "three more sensor ticks once the work was done")
+        with runs[0].remote_job_origin.repository_origin.code_location_origin.create_location(instance) as served:
+            (repository,) = served.get_repositories().values()
+            interval = repository.get_sensor("inbox_sensor").min_interval_seconds
+        assert interval < MIN_INTERVAL_LOOP_TIME, \
+            f"a {interval} s minimum makes the daemon skip every other {MIN_INTERVAL_LOOP_TIME} s sensor loop"
 
         monkeypatch.setenv("MEDIASIFT_HOME", str(stack.home))
         shown = CliRunner().invoke(app, ["objects", "show", f"s3://{bucket}/docs/report v1.txt"],

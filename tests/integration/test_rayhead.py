@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from mediasift.extraction.compute import RayCompute, WorkerConfig
+from mediasift.extraction.compute import RayCompute
 from mediasift.local.processes import alive
 from mediasift.local.rayhead import LocalRayHead
 from tests.helpers import assert_ray_listens_on_loopback_only
@@ -17,17 +17,16 @@ pytestmark = pytest.mark.slow
 def test_runs_joining_the_head_reuse_its_actors_and_stop_leaves_nothing(stack, tmp_path):
     head = LocalRayHead(tmp_path, num_cpus=1).start()
     try:
-        first_run = RayCompute(WorkerConfig(stack.settings), address=head.address, actors=1)
+        first_run = RayCompute(stack.settings, address=head.address, actors=1)
         (actor,) = first_run.pids()
         first_run.close()
         assert_ray_listens_on_loopback_only()
-        second_run = RayCompute(WorkerConfig(stack.settings), address=head.address, actors=1)
+        second_run = RayCompute(stack.settings, address=head.address, actors=1)
         assert second_run.pids() == [actor], "a later run got a fresh actor: its models would load again"
         second_run.close()
     finally:
-        stopping = time.monotonic()
         head.stop()
-    assert time.monotonic() - stopping < 10, "the head took its SIGTERM path (30 s)"
+    assert head.stopped_by == "SIGINT", "the head ignored SIGINT and took its SIGTERM path (30 s)"
     assert _gone(actor), "the detached actor outlived its head"
     leftovers = [line for line in subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True,
                                                  check=True).stdout.splitlines() if str(head.temp_dir) in line]

@@ -38,7 +38,7 @@ def test_source_object_is_partitioned_by_object_version_and_extracts_in_the_pool
 def test_sensor_and_reconcile_schedule_run_by_default():
     sensor = defs.resolve_sensor_def("inbox_sensor")
     assert sensor.default_status is dg.DefaultSensorStatus.RUNNING
-    assert sensor.minimum_interval_seconds <= 5
+    assert sensor.minimum_interval_seconds < 5
     assert sensor.job_name == "ingest_object_version"
     schedule = defs.resolve_schedule_def("reconcile_schedule")
     assert schedule.default_status is dg.DefaultScheduleStatus.RUNNING
