@@ -16,9 +16,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 from PIL import Image
-from scenedetect import FrameTimecode
-from scenedetect.detector import FlashFilter
 from scenedetect.detectors import ContentDetector
+from scenedetect.scene_detector import FlashFilter
 from scenedetect.scene_manager import compute_downscale_factor
 
 from mediasift.extraction.layers.rows import Row
@@ -26,8 +25,9 @@ from mediasift.extraction.layers.rows import Row
 EXTRACTOR = "scenes-pyscenedetect@2"
 MIN_SHOT_SECONDS = 1.0
 """After a cut, further cuts are ignored this long (camera flashes, fast pans between samples)."""
-_NOMINAL_FPS = 4.0
-"""Timecodes are given in seconds; the rate only labels them, as FrameTimecode requires one."""
+TICKS_PER_SECOND = 100
+"""PySceneDetect counts frames; frames are numbered by their time in these ticks, so its minimum shot
+length holds in seconds whatever rate the frames were sampled at."""
 
 
 @dataclass
@@ -57,7 +57,7 @@ def detect_shots(frames: Iterable[tuple[float, Image.Image]], *, threshold: floa
     27 is PySceneDetect's default. The flash filter suppresses rather than merges, so a cut is reported
     on the frame that shows it and never later, which a shot yielded as it closes needs.
     """
-    detector = ContentDetector(threshold=threshold, min_scene_len=MIN_SHOT_SECONDS,
+    detector = ContentDetector(threshold=threshold, min_scene_len=round(MIN_SHOT_SECONDS * TICKS_PER_SECOND),
                                filter_mode=FlashFilter.Mode.SUPPRESS)
     number, start, last_t = 1, None, 0.0
     candidates: list[tuple[float, Image.Image]] = []
@@ -68,7 +68,7 @@ def detect_shots(frames: Iterable[tuple[float, Image.Image]], *, threshold: floa
         return Shot(number, start, end, image, t)
 
     for t, image in frames:
-        cut = bool(detector.process_frame(FrameTimecode(max(float(t), 0.0), fps=_NOMINAL_FPS), _bgr(image)))
+        cut = bool(detector.process_frame(round(max(t, 0.0) * TICKS_PER_SECOND), _bgr(image)))
         if start is None:
             start = t
         elif cut or t - start >= max_shot_seconds:
