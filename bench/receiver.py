@@ -236,7 +236,7 @@ def run_backend(backend: str, workload: Workload, concurrency: int, client_kind:
     with ExitStack() as stack:
         home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mediasift-bench-")))
         if backend == "postgres":
-            from mediasift.local.synthetic import throwaway_postgres
+            from mediasift.local.postgres import throwaway_postgres
 
             database_url = stack.enter_context(throwaway_postgres())
         else:
@@ -344,10 +344,10 @@ def main(argv: list[str] | None = None) -> int:
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     skipped: dict[str, str] = {}
     if args.backend == "both":
-        from mediasift.local.synthetic import postgres_bin
+        from mediasift.local.postgres import check_available
 
         try:
-            postgres_bin("initdb")
+            check_available()
         except RuntimeError as error:  # `both` still measures SQLite; `--backend postgres` fails instead
             skipped["postgres"] = str(error)
             backends.remove("postgres")

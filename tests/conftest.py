@@ -13,8 +13,8 @@ import pytest
 
 from mediasift.config import Settings
 from mediasift.inbox import Inbox
+from mediasift.local.postgres import throwaway_postgres
 from mediasift.local.stack import DagsterMode, Stack
-from mediasift.local.synthetic import throwaway_postgres
 from mediasift.store.s3 import Storage
 
 PAYLOADS = Path(__file__).resolve().parent / "payloads"
@@ -28,6 +28,7 @@ def payload(name: str) -> bytes:
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
+    """One throwaway PostgreSQL server for the session (pytest-postgresql's executor, 127.0.0.1 only)."""
     with throwaway_postgres() as url:
         yield url
 

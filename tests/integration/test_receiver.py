@@ -11,8 +11,8 @@ import pytest
 from mediasift.config import Settings
 from mediasift.inbox import Inbox
 from mediasift.intake.receiver import ReceiverServer, create_app
+from mediasift.local.postgres import throwaway_postgres
 from mediasift.local.processes import LOOPBACK, free_port
-from mediasift.local.synthetic import throwaway_postgres
 from tests.conftest import payload
 
 TOKEN = "t0ken-for-tests"
