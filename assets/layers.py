@@ -6,7 +6,7 @@ from mediasift.extraction.layers.rows import LAYERS
 from mediasift.extraction.models.clip import embed_dim
 from mediasift.extraction.models.text import DIM as TEXT_DIM
 from mediasift.run.versions import VersionResult
-from mediasift.store import Stores
+from mediasift.store import RowStores
 
 DESCRIPTIONS = {
     "transcript": "Speech as segments and words with t_start/t_end (faster-whisper), from audio and video.",
@@ -55,7 +55,7 @@ def _metadata(result: VersionResult, layer: str) -> dict:
     return metadata
 
 
-def layer_checks(stores: Stores, results: list[VersionResult], clip_model: str):
+def layer_checks(stores: RowStores, results: list[VersionResult], clip_model: str):
     """What the index holds for this run's versions: lineage on every row, the model's vector size, and
     nothing left of removed versions."""
     hashes = [r.version.version_hash for r in results]

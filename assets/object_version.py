@@ -6,7 +6,7 @@ from assets.source import source_materialization, source_spec
 from dagster_project.partitions import KIND_TAG, object_versions
 from mediasift.intake.events import EventKind
 from mediasift.run.versions import Attempt, run_versions
-from mediasift.store.s3 import Storage
+from mediasift.store.s3 import ObjectStore
 from resources import ComputeResource, InboxResource, IndexResource, SettingsResource
 
 EXTRACTION_POOL = "mediasift_extraction"
@@ -37,7 +37,7 @@ def build_object_version(retry_policy: dg.RetryPolicy) -> dg.AssetsDefinition:
         attempt = Attempt(context.run.run_id, context.retry_number + 1, config.max_attempts, config.lease_seconds)
         kind = EventKind(context.run.tags.get(KIND_TAG, EventKind.CREATED))
         results = []
-        for result in run_versions(inbox.get(), Storage(s3.get_client()), stores, compute.get(),
+        for result in run_versions(inbox.get(), ObjectStore(s3.get_client()), stores, compute.get(),
                                    list(context.partition_keys), kind, attempt):
             results.append(result)
             if not result.failed:

@@ -25,7 +25,7 @@ from mediasift.config import Settings
 from mediasift.identity import version_hash
 from mediasift.inbox import Inbox
 from mediasift.local.stack import DagsterMode, Stack
-from mediasift.store.s3 import Storage
+from mediasift.store.s3 import ObjectStore
 
 SOURCE = dg.AssetKey(["mediasift", "source_object"])
 STAGES = ("inbox", "run created", "run started", "materialized")
@@ -42,7 +42,7 @@ def _poll(check, timeout: float = 180.0, interval: float = 0.05):
 
 def _one(stack: Stack, instance: dg.DagsterInstance, inbox: Inbox, n: int) -> dict[str, float]:
     bucket, key = stack.settings.bucket, f"latency/{n}.txt"
-    client = Storage.from_settings(stack.settings).client
+    client = ObjectStore.from_settings(stack.settings).client
     put_at = time.time()
     etag = client.put_object(Bucket=bucket, Key=key, Body=f"sample {n}".encode())["ETag"].strip('"')
     partition = version_hash(bucket, key, etag)

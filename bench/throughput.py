@@ -37,7 +37,7 @@ from mediasift.identity import ObjectVersion, version_hash
 from mediasift.inbox import Inbox, State
 from mediasift.local.samples import SPEECH, scene_image, write_text_pdf, write_video
 from mediasift.local.stack import DagsterMode, Stack
-from mediasift.store.s3 import Storage
+from mediasift.store.s3 import ObjectStore
 
 TARGET = 1.15
 MIX = {"image": 0.4, "pdf": 0.3, "audio": 0.2, "video": 0.1}
@@ -136,7 +136,7 @@ def pipeline(objects: list[Path], batch_size: int, home: Path, pure: bool, senso
     settings = Settings(home=home, ray="local", run_batch_size=batch_size, run_batch_max_wait_s=5.0,
                         sensor_interval_s=sensor_interval, ray_actors=actors)
     with Stack(settings, DagsterMode.DAEMON) as stack:
-        storage = Storage.from_settings(stack.settings)
+        storage = ObjectStore.from_settings(stack.settings)
         bucket = stack.settings.bucket
         result: dict = {}
         if pure:
@@ -165,7 +165,7 @@ def pipeline(objects: list[Path], batch_size: int, home: Path, pure: bool, senso
         return result
 
 
-def pure_extraction(stack: Stack, storage: Storage, objects: list[Path]) -> dict:
+def pure_extraction(stack: Stack, storage: ObjectStore, objects: list[Path]) -> dict:
     """Upload the objects under another prefix and let their runs finish (which warms the actors), then
     time the same jobs handed straight to the actors."""
     compute = RayCompute(stack.settings, address=stack.ray_head.address,

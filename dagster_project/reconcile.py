@@ -3,7 +3,7 @@ from dagster_aws.s3 import S3Resource
 
 from mediasift.errors import LockHeld
 from mediasift.intake.reconcile import sweep
-from mediasift.store.s3 import Storage
+from mediasift.store.s3 import ObjectStore
 from resources import InboxResource, SettingsResource
 
 
@@ -12,7 +12,7 @@ def reconcile_bucket(context: dg.OpExecutionContext, settings: SettingsResource,
                      s3: S3Resource) -> None:
     config = settings.get()
     try:
-        result = sweep(inbox.get(), Storage(s3.get_client()), config.bucket, ignore_prefix=config.derived_prefix)
+        result = sweep(inbox.get(), ObjectStore(s3.get_client()), config.bucket, ignore_prefix=config.derived_prefix)
     except LockHeld as held:
         context.log.info(f"skipped, another sweep holds the lock: {held}")
         return

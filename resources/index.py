@@ -2,13 +2,13 @@ from functools import cache
 
 import dagster as dg
 
-from mediasift.store import Stores
+from mediasift.store import RowStores
 from resources.settings import SettingsResource
 
 
 @cache
-def _stores(derived_dir: str, lance_uri: str) -> Stores:
-    return Stores.at(derived_dir, lance_uri)
+def _stores(derived_dir: str, lance_uri: str) -> RowStores:
+    return RowStores.at(derived_dir, lance_uri)
 
 
 class IndexResource(dg.ConfigurableResource):
@@ -16,6 +16,6 @@ class IndexResource(dg.ConfigurableResource):
 
     settings: SettingsResource
 
-    def get(self) -> Stores:
+    def get(self) -> RowStores:
         settings = self.settings.get()
         return _stores(str(settings.derived_path.resolve()), settings.lance_location)

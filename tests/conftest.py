@@ -15,7 +15,7 @@ from mediasift.config import Settings
 from mediasift.inbox import Inbox
 from mediasift.local.postgres import throwaway_postgres
 from mediasift.local.stack import DagsterMode, Stack
-from mediasift.store.s3 import Storage
+from mediasift.store.s3 import ObjectStore
 
 PAYLOADS = Path(__file__).resolve().parent / "payloads"
 
@@ -68,7 +68,7 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
 @pytest.fixture
 def bucket(stack: Stack) -> str:
     name = f"t-{uuid.uuid4().hex[:10]}"
-    Storage.from_settings(stack.settings).ensure_bucket(name)
+    ObjectStore.from_settings(stack.settings).ensure_bucket(name)
     return name
 
 

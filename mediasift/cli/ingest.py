@@ -20,7 +20,7 @@ from mediasift.cli.app import (
 )
 from mediasift.cli.uploads import Upload, plan_uploads, wait_settled
 from mediasift.inbox import Inbox, State
-from mediasift.store.s3 import Storage
+from mediasift.store.s3 import ObjectStore
 
 
 @app.command()
@@ -40,7 +40,7 @@ def ingest(
         plan = plan_uploads(paths, prefix)
     except FileNotFoundError as error:
         fail(str(error))
-    uploaded = upload_files(Storage.from_settings(settings), plan, bucket)
+    uploaded = upload_files(ObjectStore.from_settings(settings), plan, bucket)
     states: dict[str, State | None] = {}
     if wait:
         states = wait_processed(Inbox(settings.inbox_url), bucket, uploaded, timeout)
@@ -57,7 +57,7 @@ def ingest(
         raise typer.Exit(1)
 
 
-def upload_files(storage: Storage, plan: list[Upload], bucket: str) -> dict[str, str]:
+def upload_files(storage: ObjectStore, plan: list[Upload], bucket: str) -> dict[str, str]:
     total = sum(u.path.stat().st_size for u in plan)
     uploaded: dict[str, str] = {}
     with Progress(TextColumn("uploading"), BarColumn(), DownloadColumn(), MofNCompleteColumn(),

@@ -26,7 +26,7 @@ from mediasift.identity import parse_s3_uri
 from mediasift.inbox import Inbox
 from mediasift.intake.reconcile import sweep
 from mediasift.query.lineage import version_json
-from mediasift.store.s3 import Storage
+from mediasift.store.s3 import ObjectStore
 
 
 @dlq_app.command("list")
@@ -101,7 +101,7 @@ def reconcile(bucket: Annotated[str | None, typer.Option(help="Bucket to sweep."
     """List the bucket now and enqueue every version or deletion the inbox missed."""
     settings = load_settings()
     try:
-        result = sweep(Inbox(settings.inbox_url), Storage.from_settings(settings), bucket or settings.bucket,
+        result = sweep(Inbox(settings.inbox_url), ObjectStore.from_settings(settings), bucket or settings.bucket,
                        ignore_prefix=settings.derived_prefix)
     except LockHeld as held:
         fail(f"another sweep is running ({held})")

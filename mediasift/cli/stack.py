@@ -27,7 +27,7 @@ from mediasift.local.samples import write_samples
 from mediasift.local.stack import DagsterMode, Stack
 from mediasift.query.search import Searcher
 from mediasift.store.lance import LanceIndex
-from mediasift.store.s3 import Storage
+from mediasift.store.s3 import ObjectStore
 
 
 @app.command()
@@ -77,7 +77,7 @@ def demo(timeout: Annotated[float, typer.Option(help="Seconds to wait for indexi
         console.print(f"stack up: S3 {stack.settings.s3_endpoint_url}, receiver {stack.receiver.url}")
         folder = Path(tmp) / "samples"
         write_samples(folder)
-        uploaded = upload_files(Storage.from_settings(stack.settings), plan_uploads([folder], "demo/"),
+        uploaded = upload_files(ObjectStore.from_settings(stack.settings), plan_uploads([folder], "demo/"),
                            stack.settings.bucket)
         states = wait_processed(Inbox(stack.settings.inbox_url), stack.settings.bucket, uploaded, timeout)
         table = Table("key", "etag", "state", title="demo objects")

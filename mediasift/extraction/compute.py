@@ -29,7 +29,7 @@ from mediasift.errors import VersionChanged
 from mediasift.extraction.extract import Extraction, extract
 from mediasift.identity import ObjectVersion
 from mediasift.local.processes import alive
-from mediasift.store.s3 import Storage
+from mediasift.store.s3 import ObjectStore
 
 # Read by Ray when it is imported: loopback listeners only, and token auth (Ray's own default for new local
 # clusters; RAY_AUTH_MODE=disabled joins a cluster that runs without it).
@@ -50,7 +50,7 @@ class Worker:
         from mediasift.extraction.models import Models
 
         self.models = Models(settings)
-        self.storage = Storage.from_settings(settings)
+        self.storage = ObjectStore.from_settings(settings)
         remove_orphan_spools()
 
     def run(self, versions: Sequence[ObjectVersion]) -> list[Extraction]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from mediasift.inbox import Inbox
 from mediasift.intake.events import EventKind, NotificationEvent, Source
-from mediasift.store.s3 import Storage
+from mediasift.store.s3 import ObjectStore
 
 log = logging.getLogger(__name__)
 LOCK_NAME = "reconcile"
@@ -30,7 +30,7 @@ class SweepResult:
     """Events enqueued for live versions whose key is gone."""
 
 
-def sweep(inbox: Inbox, storage: Storage, bucket: str, *, ignore_prefix: str = "",
+def sweep(inbox: Inbox, storage: ObjectStore, bucket: str, *, ignore_prefix: str = "",
           lock_ttl_seconds: float = 3600) -> SweepResult:
     """One sweep of one bucket, under the inbox's reconcile lock (raises LockHeld if one runs)."""
     with inbox.lock(f"{LOCK_NAME}:{bucket}", uuid.uuid4().hex, lock_ttl_seconds):

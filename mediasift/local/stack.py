@@ -24,7 +24,7 @@ from mediasift.local.processes import LOOPBACK, accepts, free_port, start_group,
 from mediasift.local.rayhead import CLIENT_ENV as RAY_CLIENT_ENV
 from mediasift.local.rayhead import LocalRayHead
 from mediasift.local.seaweedfs import SeaweedStack, ensure_credentials
-from mediasift.store.s3 import Storage
+from mediasift.store.s3 import ObjectStore
 
 INSTANCE_YAML = files("dagster_project") / "dagster.yaml"
 """The instance settings every deployment uses (the one-run-per-version limit among them)."""
@@ -80,7 +80,7 @@ class Stack:
         self.receiver = ReceiverServer(app, LOOPBACK, free_port()).start()
         self.store = SeaweedStack(self.home, f"{self.receiver.url}/webhooks/seaweedfs").start()
         s.s3_endpoint_url = self.store.s3_endpoint_url
-        Storage.from_settings(s).ensure_bucket(s.bucket)
+        ObjectStore.from_settings(s).ensure_bucket(s.bucket)
         if s.ray == "local":
             self.ray_head = LocalRayHead(self.home).start()
             s.ray = self.ray_head.address

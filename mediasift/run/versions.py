@@ -29,9 +29,9 @@ from mediasift.extraction.layers.rows import LAYERS
 from mediasift.identity import ObjectVersion
 from mediasift.inbox import Inbox, State
 from mediasift.intake.events import EventKind
-from mediasift.store import Stores
+from mediasift.store import RowStores
 from mediasift.store.records import to_arrow
-from mediasift.store.s3 import Fetched, Storage
+from mediasift.store.s3 import Fetched, ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class VersionResult:
         return self.state in (State.DELETED, State.SUPERSEDED)
 
 
-def run_versions(inbox: Inbox, storage: Storage, stores: Stores, compute: Compute, version_hashes: list[str],
+def run_versions(inbox: Inbox, storage: ObjectStore, stores: RowStores, compute: Compute, version_hashes: list[str],
                  kind: EventKind, attempt: Attempt) -> Iterator[VersionResult]:
     """`kind` is the event the sensor gave the run: a delete removes the version without reading the store."""
     to_extract: list[ObjectVersion] = []
@@ -101,7 +101,7 @@ def run_versions(inbox: Inbox, storage: Storage, stores: Stores, compute: Comput
     yield from _extract_and_index(inbox, stores, compute, to_extract, attempt)
 
 
-def _check(inbox: Inbox, storage: Storage, stores: Stores, version: ObjectVersion,
+def _check(inbox: Inbox, storage: ObjectStore, stores: RowStores, version: ObjectVersion,
            attempt: Attempt) -> VersionResult | None:
     """Claim the version and confirm it is still the key's current one; None when it is to be extracted."""
     if not inbox.claim(version.version_hash, attempt.run_id, attempt.lease_seconds):
@@ -121,7 +121,7 @@ def _check(inbox: Inbox, storage: Storage, stores: Stores, version: ObjectVersio
     return None
 
 
-def _extract_and_index(inbox: Inbox, stores: Stores, compute: Compute, versions: list[ObjectVersion],
+def _extract_and_index(inbox: Inbox, stores: RowStores, compute: Compute, versions: list[ObjectVersion],
                        attempt: Attempt) -> Iterator[VersionResult]:
     """Extraction goes to `compute` in one call (so a Ray pool works on all of it in parallel); results are
     written as they come back, and indexed every `INDEX_FLUSH` versions."""
@@ -154,7 +154,7 @@ class _PendingIndex:
     results: list[VersionResult] = field(default_factory=list)
     tables: dict[str, list[pa.Table]] = field(default_factory=lambda: {layer: [] for layer in LAYERS})
 
-    def flush(self, inbox: Inbox, stores: Stores) -> Iterator[VersionResult]:
+    def flush(self, inbox: Inbox, stores: RowStores) -> Iterator[VersionResult]:
         if not self.results:
             return
         hashes = [r.version.version_hash for r in self.results]
@@ -165,7 +165,7 @@ class _PendingIndex:
             yield _record_done(inbox, stores, result)
 
 
-def _record_done(inbox: Inbox, stores: Stores, result: VersionResult) -> VersionResult:
+def _record_done(inbox: Inbox, stores: RowStores, result: VersionResult) -> VersionResult:
     """The newest version of a key wins (by event order): what it supersedes leaves the index, and so does
     this version when a newer one finished first."""
     version = result.version
@@ -177,7 +177,7 @@ def _record_done(inbox: Inbox, stores: Stores, result: VersionResult) -> Version
     return result
 
 
-def _failed(inbox: Inbox, stores: Stores, version: ObjectVersion, error: str, attempt: Attempt) -> VersionResult:
+def _failed(inbox: Inbox, stores: RowStores, version: ObjectVersion, error: str, attempt: Attempt) -> VersionResult:
     """No partial rows stay behind; the last allowed attempt puts the version in the dead-letter queue."""
     _removed(stores, version, State.FAILED, error)
     inbox.mark_failed(version.version_hash, error, dead_letter=attempt.is_last, attempt=attempt.number)
@@ -186,7 +186,7 @@ def _failed(inbox: Inbox, stores: Stores, version: ObjectVersion, error: str, at
     return VersionResult(version, State.FAILED, reason=error)
 
 
-def _write_feature_tables(stores: Stores, extraction: Extraction,
+def _write_feature_tables(stores: RowStores, extraction: Extraction,
                           indexed: dict[str, list[pa.Table]]) -> VersionResult:
     """Write the version's Parquet files; collect its searchable rows for one index write per layer."""
     version = extraction.version
@@ -204,7 +204,7 @@ def _write_feature_tables(stores: Stores, extraction: Extraction,
     return result
 
 
-def _removed(stores: Stores, version: ObjectVersion, state: State, reason: str) -> VersionResult:
+def _removed(stores: RowStores, version: ObjectVersion, state: State, reason: str) -> VersionResult:
     """Deleted (and failed) versions leave every layer; superseded ones leave the index (their feature
     tables stay as history)."""
     removed = stores.index.remove_versions([version.version_hash])

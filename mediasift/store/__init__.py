@@ -11,12 +11,12 @@ from mediasift.store.parquet import FeatureTables
 
 
 @dataclass
-class Stores:
+class RowStores:
     """The two places a version's rows go: written to both, removed from both."""
 
     tables: FeatureTables
     index: LanceIndex
 
     @classmethod
-    def at(cls, derived_dir: str | Path, lance_uri: str) -> Stores:
+    def at(cls, derived_dir: str | Path, lance_uri: str) -> RowStores:
         return cls(FeatureTables(Path(derived_dir)), LanceIndex(lance_uri))

@@ -44,14 +44,14 @@ RETRY_MODE = "adaptive"
 MAX_ATTEMPTS = 8
 
 
-class Storage:
+class ObjectStore:
     """Takes any boto3 S3 client: the Dagster side hands in dagster-aws's, everything else `from_settings`."""
 
     def __init__(self, client):
         self.client = client
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Storage:
+    def from_settings(cls, settings: Settings) -> ObjectStore:
         return cls(boto3.client(
             "s3",
             endpoint_url=settings.s3_endpoint_url,

@@ -13,7 +13,7 @@ from mediasift.cli import app
 from mediasift.config import Settings
 from mediasift.inbox import Inbox, State
 from mediasift.local.stack import DagsterMode, Stack
-from mediasift.store.s3 import Storage
+from mediasift.store.s3 import ObjectStore
 
 SOURCE = dg.AssetKey(["mediasift", "source_object"])
 
@@ -31,7 +31,7 @@ def wait_for(check, timeout: float, what: str):
 def test_uploads_overwrite_and_delete_end_as_the_right_partitions(tmp_path, monkeypatch):
     with Stack(Settings(home=tmp_path / "home"), DagsterMode.DAEMON) as stack:
         bucket = stack.settings.bucket
-        client = Storage.from_settings(stack.settings).client
+        client = ObjectStore.from_settings(stack.settings).client
         inbox = Inbox(stack.settings.inbox_url)
         first = client.put_object(Bucket=bucket, Key="docs/report v1.txt", Body=b"draft")["ETag"].strip('"')
         kept = client.put_object(Bucket=bucket, Key="images/ünï.bin", Body=bytes(range(256)))["ETag"].strip('"')

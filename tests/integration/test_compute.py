@@ -21,8 +21,8 @@ from mediasift.intake.events import EventKind, NotificationEvent, Source
 from mediasift.local.samples import write_samples
 from mediasift.run import versions as run_path
 from mediasift.run.versions import Attempt, run_versions
-from mediasift.store import Stores
-from mediasift.store.s3 import Storage
+from mediasift.store import RowStores
+from mediasift.store.s3 import ObjectStore
 from tests.helpers import assert_ray_listens_on_loopback_only
 
 pytestmark = pytest.mark.slow
@@ -33,7 +33,7 @@ def jobs(stack, tmp_path_factory) -> list[ObjectVersion]:
     """The samples in a bucket of the real SeaweedFS: workers read their objects themselves."""
     folder = tmp_path_factory.mktemp("media")
     write_samples(folder)
-    storage = Storage.from_settings(stack.settings)
+    storage = ObjectStore.from_settings(stack.settings)
     bucket = f"t-compute-{uuid.uuid4().hex[:8]}"
     storage.ensure_bucket(bucket)
     keys = {f"samples/{path.name}": path for path in sorted(folder.iterdir())}
@@ -89,22 +89,22 @@ def test_ray_listens_on_loopback_only(ray_compute):
     assert_ray_listens_on_loopback_only()
 
 
-def notified(versions: list[ObjectVersion], tmp_path) -> tuple[Inbox, Stores, list[str]]:
+def notified(versions: list[ObjectVersion], tmp_path) -> tuple[Inbox, RowStores, list[str]]:
     """A fresh inbox that has the create events of `versions`, and empty stores."""
     inbox = Inbox(f"sqlite:///{tmp_path / 'inbox.db'}")
-    stores = Stores.at(tmp_path / "derived", str(tmp_path / "lance"))
+    stores = RowStores.at(tmp_path / "derived", str(tmp_path / "lance"))
     events = [NotificationEvent(Source.TIGRIS, EventKind.CREATED, v.bucket, v.key, v.etag) for v in versions]
     inbox.append(events)
     return inbox, stores, [event.version_hash for event in events]
 
 
 def run_all(stack, inbox, stores, compute, hashes):
-    return run_versions(inbox, Storage.from_settings(stack.settings), stores, compute, hashes, EventKind.CREATED,
+    return run_versions(inbox, ObjectStore.from_settings(stack.settings), stores, compute, hashes, EventKind.CREATED,
                         Attempt("test-run", 1, 3, 60))
 
 
 def test_a_version_overwritten_before_the_worker_reads_it_is_superseded(stack, bucket, tmp_path):
-    storage = Storage.from_settings(stack.settings)
+    storage = ObjectStore.from_settings(stack.settings)
     storage.client.put_object(Bucket=bucket, Key="note.txt", Body=b"first")
     first = storage.head(bucket, "note.txt").etag
     inline = InlineCompute(stack.settings)

@@ -13,7 +13,7 @@ from assets.source import SOURCE
 from dagster_project.partitions import KIND_TAG
 from mediasift.inbox import State
 from mediasift.local.samples import write_text_pdf
-from mediasift.store.s3 import Storage
+from mediasift.store.s3 import ObjectStore
 from resources import S3Resource
 from tests.conftest import payload
 from tests.helpers import pipeline_resources, run, tick, wait_for_events
@@ -46,7 +46,7 @@ def test_sensor_turns_new_events_into_partitions_and_one_run_each(stack, bucket,
 
 def test_runs_materialize_lineage_supersede_overwrites_and_mark_deletions(stack, bucket, stack_inbox, instance,
                                                                            resources):
-    client = Storage.from_settings(stack.settings).client
+    client = ObjectStore.from_settings(stack.settings).client
     cursor = str(stack_inbox.last_seq())
     client.put_object(Bucket=bucket, Key="a.txt", Body=b"first draft")
     client.put_object(Bucket=bucket, Key="a.txt", Body=b"second version")
@@ -79,7 +79,7 @@ def test_unreadable_object_is_retried_dead_lettered_and_redriven(stack, bucket, 
                                                                  max_attempts):
     """Dagster's retries and the dead-letter decision follow the one setting, MEDIASIFT_MAX_ATTEMPTS."""
     resources = pipeline_resources(stack.settings, bucket, tmp_path, max_attempts=max_attempts)
-    client = Storage.from_settings(stack.settings).client
+    client = ObjectStore.from_settings(stack.settings).client
     cursor = str(stack_inbox.last_seq())
     client.put_object(Bucket=bucket, Key="locked.bin", Body=b"x")
     wait_for_events(stack_inbox, bucket, 1)
@@ -104,7 +104,7 @@ def test_unreadable_object_is_retried_dead_lettered_and_redriven(stack, bucket, 
 
 def test_batch_mode_makes_one_run_per_batch_and_every_object_its_own_partition(stack, bucket, stack_inbox,
                                                                               instance, resources):
-    client = Storage.from_settings(stack.settings).client
+    client = ObjectStore.from_settings(stack.settings).client
     cursor = str(stack_inbox.last_seq())
     keys = [f"batch/{i}.txt" for i in range(5)]
     for key in keys:
@@ -138,7 +138,7 @@ def test_a_batch_run_on_ray_actors_indexes_its_objects_and_leaves_ray_when_it_en
     import ray
 
     resources = pipeline_resources(stack.settings, bucket, tmp_path, ray="local")
-    client = Storage.from_settings(stack.settings).client
+    client = ObjectStore.from_settings(stack.settings).client
     cursor = str(stack_inbox.last_seq())
     keys = [f"ray/report {i}.pdf" for i in range(3)]
     for i, key in enumerate(keys):

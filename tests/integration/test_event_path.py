@@ -12,13 +12,13 @@ from mediasift.inbox import Inbox
 from mediasift.intake.events import EventKind
 from mediasift.intake.reconcile import sweep
 from mediasift.local.stack import DagsterMode, Stack
-from mediasift.store.s3 import Storage
+from mediasift.store.s3 import ObjectStore
 from tests.conftest import payload
 from tests.helpers import events_for, wait_for_events
 
 
 def test_upload_reaches_the_inbox_through_the_real_webhook(stack, bucket, stack_inbox):
-    client = Storage.from_settings(stack.settings).client
+    client = ObjectStore.from_settings(stack.settings).client
     put = client.put_object(Bucket=bucket, Key="in/clip.mp4", Body=b"\x00" * 1000)
     (event,) = wait_for_events(stack_inbox, bucket, 1)
     assert (event.source, event.kind, event.key) == ("seaweedfs", EventKind.CREATED, "in/clip.mp4")
@@ -26,7 +26,7 @@ def test_upload_reaches_the_inbox_through_the_real_webhook(stack, bucket, stack_
 
 
 def test_overwrite_and_delete_arrive_as_new_version_and_deletion(stack, bucket, stack_inbox):
-    client = Storage.from_settings(stack.settings).client
+    client = ObjectStore.from_settings(stack.settings).client
     first = client.put_object(Bucket=bucket, Key="doc.txt", Body=b"one")["ETag"].strip('"')
     wait_for_events(stack_inbox, bucket, 1)
     second = client.put_object(Bucket=bucket, Key="doc.txt", Body=b"two")["ETag"].strip('"')
@@ -41,17 +41,17 @@ def test_keys_with_spaces_unicode_plus_percent_and_900_characters_arrive_intact(
     keys = ["with spaces/a b.txt", "ünïcödé/日本語 ファイル.txt", "plus+sign.txt", "per%25cent%2Fslash.txt",
             "dots..in..name.txt", long_key]
     assert len(long_key) == 900
-    client = Storage.from_settings(stack.settings).client
+    client = ObjectStore.from_settings(stack.settings).client
     for key in keys:
         client.put_object(Bucket=bucket, Key=key, Body=key.encode())
     found = wait_for_events(stack_inbox, bucket, len(keys))
     assert sorted(e.key for e in found) == sorted(keys)
-    listed = sorted(key for key, _ in Storage.from_settings(stack.settings).list_objects(bucket))
+    listed = sorted(key for key, _ in ObjectStore.from_settings(stack.settings).list_objects(bucket))
     assert listed == sorted(keys)
 
 
 def test_store_refuses_a_dot_dot_segment_and_nothing_reaches_the_inbox(stack, bucket, stack_inbox):
-    client = Storage.from_settings(stack.settings).client
+    client = ObjectStore.from_settings(stack.settings).client
     with pytest.raises(ClientError, match="InvalidRequest"):
         client.put_object(Bucket=bucket, Key="../escape.txt", Body=b"x")
     time.sleep(0.5)
@@ -79,7 +79,7 @@ def test_malformed_or_unauthenticated_post_writes_nothing(stack, bucket, stack_i
 
 
 def test_wrong_credentials_are_refused_by_the_store(stack, bucket):
-    wrong = Storage.from_settings(stack.settings.model_copy(update={"s3_access_key": SecretStr("MSWRONGKEY"),
+    wrong = ObjectStore.from_settings(stack.settings.model_copy(update={"s3_access_key": SecretStr("MSWRONGKEY"),
                                                                    "s3_secret_key": SecretStr("not-the-secret")}))
     with pytest.raises(ClientError) as caught:
         wrong.client.put_object(Bucket=bucket, Key="x", Body=b"x")
@@ -88,7 +88,7 @@ def test_wrong_credentials_are_refused_by_the_store(stack, bucket):
 
 def test_reconcile_enqueues_every_object_missed_while_the_receiver_was_down(tmp_path):
     with Stack(Settings(home=tmp_path), DagsterMode.NONE) as own:
-        storage = Storage.from_settings(own.settings)
+        storage = ObjectStore.from_settings(own.settings)
         inbox = Inbox(own.settings.inbox_url)
         bucket = own.settings.bucket
         storage.client.put_object(Bucket=bucket, Key="kept.txt", Body=b"kept")

@@ -15,7 +15,7 @@ from mediasift.inbox import Inbox, State
 from mediasift.local.samples import TRUTH, write_samples
 from mediasift.query.search import Filters, Searcher
 from mediasift.store.lance import LanceIndex
-from mediasift.store.s3 import Storage
+from mediasift.store.s3 import ObjectStore
 from tests.helpers import pipeline_resources, run_new_events, wait_for_events
 
 PREFIX = "samples/"
@@ -26,7 +26,7 @@ class Pipeline:
 
     def __init__(self, stack, work_dir, instance: dg.DagsterInstance):
         self.bucket = f"t-{uuid.uuid4().hex[:10]}"
-        self.storage = Storage.from_settings(stack.settings)
+        self.storage = ObjectStore.from_settings(stack.settings)
         self.storage.ensure_bucket(self.bucket)
         self.inbox: Inbox = stack.receiver.server.config.app.state.inbox
         self.resources = pipeline_resources(stack.settings, self.bucket, work_dir)
