@@ -5,7 +5,8 @@
 Vectors are 384-d and shaped like text embeddings (mediasift.local.synthetic.embedding_like_vectors). For each
 size: index build time, then p50/p95 latency and recall@10 of (a) the tuned query (nprobes,
 refine_factor from VectorTuning), (b) LanceDB's untuned defaults on the same index, (c) a flat scan
-(exact, the recall reference), and (d) the full hybrid search path (vector + full text, fused).
+(exact, the recall reference), and (d) the full hybrid search path (LanceDB's hybrid query: the tuned vector
+search and full text, fused by its RRF reranker; then `fuse`, as the searcher does across layers).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mediasift.local.synthetic import embedding_like_vectors, synthetic_rows
-from mediasift.query.search import COLUMNS, fuse, vector_search
+from mediasift.query.search import fuse, hybrid_search, vector_search
 from mediasift.store.lance import LanceIndex, VectorTuning
 
 DIM = 384
@@ -67,9 +68,7 @@ def measure(size: int, n_queries: int) -> dict:
             return vector_search(table, q, None, K, index.tuning)
 
         def hybrid(q):
-            vector_hits = vector_search(table, q, None, K * 4, index.tuning)
-            text_hits = table.search("document 42", query_type="fts").limit(K * 4).select([*COLUMNS, "_score"])
-            return [row for row, _ in fuse([vector_hits, text_hits.to_list()])[:K]]
+            return [row for row, _ in fuse([hybrid_search(table, q, "document 42", None, K * 4, index.tuning)])[:K]]
 
         exact, flat_lat = _timed(flat, queries)
         report = {"rows": size, "load_s": round(load_s, 1), "index_build_s": round(build_s, 1), "modes": {}}

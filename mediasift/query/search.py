@@ -1,22 +1,31 @@
 """Hybrid retrieval over every layer: vector (MiniLM) + full text (BM25), fused by reciprocal rank.
 
-Each hit is a place inside an object: its lineage plus `t_start/t_end` or `page`. The visual layer is
-searched with CLIP's text tower only when asked for, and its hits say `untrained` when the CLIP weights
-are random (their ranking then means nothing).
+Each text layer's table answers one LanceDB hybrid query (its vector and BM25 lists fused by LanceDB's
+RRF reranker); the layers' lists are then fused here, with the same formula, into one ranking. Each hit
+is a place inside an object: its lineage plus `t_start/t_end` or `page`. The visual layer is searched with
+CLIP's text tower only when asked for, and its hits say `untrained` when the CLIP weights are random
+(their ranking then means nothing).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict, dataclass, field
+
+import numpy as np
 
 from mediasift.extraction.layers.rows import LAYERS
 from mediasift.store.lance import LanceIndex, sql_quote
+
+log = logging.getLogger(__name__)
 
 RRF_K = 60
 TEXT_LAYERS = tuple(layer for layer in LAYERS if layer != "visual")
 COLUMNS = ["version_hash", "row_no", "bucket", "key", "etag", "version_id", "object_id", "layer", "modality",
            "kind", "t_start", "t_end", "page", "text", "extractor", "extra"]
+RELEVANCE = "_relevance_score"
+"""The column in which LanceDB's RRF reranker returns a hybrid row's fused score."""
 
 
 @dataclass
@@ -55,8 +64,6 @@ class Filters:
     layers: tuple[str, ...] = TEXT_LAYERS
     modality: str | None = None
     prefix: str | None = None
-    t_min: float | None = None
-    t_max: float | None = None
 
     def where(self) -> str | None:
         clauses = []
@@ -64,10 +71,6 @@ class Filters:
             clauses.append(f"modality = '{sql_quote(self.modality)}'")
         if self.prefix:
             clauses.append(f"starts_with(key, '{sql_quote(self.prefix)}')")
-        if self.t_min is not None:
-            clauses.append(f"t_end >= {float(self.t_min)}")
-        if self.t_max is not None:
-            clauses.append(f"t_start <= {float(self.t_max)}")
         return " AND ".join(clauses) or None
 
 
@@ -88,9 +91,7 @@ class Searcher:
         if text_layers:
             vector = self.models.text.embed([query])[0]
             for layer in text_layers:
-                table = self.index.table(layer)
-                ranked.append(vector_search(table, vector, where, depth, self.index.tuning))
-                ranked.append(_fts_search(table, query, where, depth))
+                ranked.append(hybrid_search(self.index.table(layer), vector, query, where, depth, self.index.tuning))
         untrained = False
         if "visual" in filters.layers and self.index.table("visual"):
             clip = self.models.clip
@@ -109,13 +110,19 @@ class Searcher:
 
 
 def fuse(rankings: list[list[dict]]) -> list[tuple[dict, float]]:
-    """Reciprocal-rank fusion: a row's score is Σ 1/(60 + rank) over the lists it appears in."""
+    """Reciprocal-rank fusion: a row's score is Σ 1/(60 + rank) over the lists it appears in.
+
+    A list from `hybrid_search` has been fused already, by LanceDB with the same formula over its table's
+    vector and full-text lists: its rows bring that sum (`_relevance_score`) instead of their rank, so a
+    row that both searches of one layer found still outranks the best row another layer's vector search
+    alone found. Contributions are float32, as LanceDB's are, so equal ranks give equal scores."""
     scores: dict[tuple, float] = {}
     rows: dict[tuple, dict] = {}
     for ranking in rankings:
         for rank, row in enumerate(ranking):
             identity = (row["layer"], row["version_hash"], row["row_no"])
-            scores[identity] = scores.get(identity, 0.0) + 1.0 / (RRF_K + rank + 1)
+            contribution = row[RELEVANCE] if RELEVANCE in row else float(np.float32(1.0 / (RRF_K + rank + 1)))
+            scores[identity] = scores.get(identity, 0.0) + contribution
             rows.setdefault(identity, row)
     order = sorted(scores, key=lambda i: -scores[i])
     return [(rows[i], scores[i]) for i in order]
@@ -129,14 +136,27 @@ def vector_search(table, vector, where: str | None, limit: int, tuning) -> list[
     return query.select([*COLUMNS, "_distance"]).to_list()
 
 
-def _fts_search(table, text: str, where: str | None, limit: int) -> list[dict]:
-    query = table.search(text, query_type="fts").limit(limit)
+def hybrid_search(table, vector, text: str, where: str | None, limit: int, tuning) -> list[dict]:
+    """One table's rows ranked by LanceDB's hybrid query: the tuned vector search and a BM25 search, each
+    `limit` deep and filtered before ranking, fused by its RRF reranker (k=60) into `_relevance_score`.
+
+    A text without terms the full-text parser accepts (an empty query; a quoted phrase, which the
+    position-less FTS index cannot answer) leaves the vector search alone, ranked as `fuse` ranks plain
+    lists. The columns are picked from the result rather than with `.select`, which LanceDB hands to both
+    sub-queries without their score columns, and Lance then logs a deprecation warning for each."""
+    from lancedb.rerankers import RRFReranker
+
+    query = (table.search(query_type="hybrid").vector(vector).text(text).distance_type("cosine")
+             .nprobes(tuning.nprobes).refine_factor(tuning.refine_factor).limit(limit)
+             .rerank(RRFReranker(K=RRF_K)))
     if where:
         query = query.where(where, prefilter=True)
     try:
-        return query.select([*COLUMNS, "_score"]).to_list()
-    except ValueError:  # a query made only of stop words or punctuation has no terms to match
-        return []
+        results = query.to_arrow()
+    except ValueError as error:
+        log.debug("search.full_text_skipped table=%s query=%r reason=%s", table.name, text, error)
+        return vector_search(table, vector, where, limit, tuning)
+    return results.select([*COLUMNS, RELEVANCE]).to_pylist()
 
 
 def _hit(row: dict, score: float, untrained: bool) -> Hit:

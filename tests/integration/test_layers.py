@@ -135,7 +135,7 @@ def test_search_over_http_returns_hits_with_lineage_and_place(pipeline, stack, m
     from mediasift.intake.receiver import ReceiverServer, create_app
     from mediasift.local.processes import LOOPBACK, free_port
 
-    settings = Settings(home=stack.home, lance_uri=pipeline.resources["index"].lance_uri)
+    settings = Settings(home=stack.home, lance_uri=pipeline.resources["settings"].get().lance_location)
     server = ReceiverServer(create_app(settings, pipeline.inbox), LOOPBACK, free_port()).start()
     try:
         body = httpx.get(f"{server.url}/search", params={"q": "board meeting in Osaka", "k": 3}, timeout=60).json()

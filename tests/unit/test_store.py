@@ -67,3 +67,12 @@ def test_reciprocal_rank_fusion_rewards_rows_found_by_both_searches():
     fused = fuse([[a, b], [c, b]])
     assert [row for row, _ in fused][0] == b
     assert np.isclose(fused[0][1], 1 / 62 + 1 / 62)
+
+
+def test_fusion_across_layers_keeps_the_score_lancedb_fused_within_a_layer():
+    found_by_both = {"layer": "pages", "version_hash": "v", "row_no": 0, "_relevance_score": 1 / 61 + 1 / 61}
+    found_by_vector = {"layer": "transcript", "version_hash": "w", "row_no": 0, "_relevance_score": 1 / 61}
+    visual = {"layer": "visual", "version_hash": "x", "row_no": 0}
+    fused = fuse([[found_by_vector], [found_by_both], [visual]])
+    assert [row["layer"] for row, _ in fused] == ["pages", "transcript", "visual"]
+    assert np.isclose(fused[0][1], 2 / 61) and np.isclose(fused[2][1], 1 / 61)
