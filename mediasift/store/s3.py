@@ -104,9 +104,9 @@ class ObjectStore:
         partial.replace(dest)
         return fetched
 
-    def list_objects(self, bucket: str, prefix: str = "") -> Iterator[tuple[str, Head]]:
+    def list_objects(self, bucket: str) -> Iterator[tuple[str, Head]]:
         paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        for page in paginator.paginate(Bucket=bucket):
             for item in page.get("Contents", []):
                 yield item["Key"], Head(normalize_etag(item["ETag"]), item["Size"])
 
