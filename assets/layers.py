@@ -3,7 +3,7 @@ import dagster as dg
 from assets.source import SOURCE
 from dagster_project.partitions import object_versions
 from mediasift.extraction.layers.rows import LAYERS
-from mediasift.extraction.models.clip import embed_dim
+from mediasift.extraction.models.imagenet import DIM as VISUAL_DIM
 from mediasift.extraction.models.text import DIM as TEXT_DIM
 from mediasift.run.versions import VersionResult
 from mediasift.store import RowStores
@@ -11,8 +11,8 @@ from mediasift.store import RowStores
 DESCRIPTIONS = {
     "transcript": "Speech as segments and words with t_start/t_end (faster-whisper), from audio and video.",
     "scenes": "Video shots: boundaries, a keyframe, on-screen text (OCR) and a description per shot.",
-    "visual": "One open_clip embedding per image, shot keyframe and PDF page. Flagged `untrained` when "
-              "no CLIP weights are configured: such vectors find duplicates, not meaning.",
+    "visual": "What each image, shot keyframe and PDF page shows: a trained 1280-d feature "
+              "(EfficientNet-Lite0, ImageNet) and its top-5 ImageNet tags, searchable as words.",
     "pages": "PDF text per page; scanned pages (no text layer) are OCR'd.",
     "entities": "Named entities (spaCy) in speech, pages and on-screen text, with where they occur; faces.",
 }
@@ -48,21 +48,19 @@ def _metadata(result: VersionResult, layer: str) -> dict:
         "etag": result.version.etag,
         "modality": result.modality or "-",
     }
-    if layer == "visual":
-        metadata["untrained"] = result.visual_untrained
     if result.removed_rows:
         metadata["removed_rows"] = result.removed_rows
     return metadata
 
 
-def layer_checks(stores: RowStores, results: list[VersionResult], clip_model: str):
+def layer_checks(stores: RowStores, results: list[VersionResult]):
     """What the index holds for this run's versions: lineage on every row, the model's vector size, and
     nothing left of removed versions."""
     hashes = [r.version.version_hash for r in results]
     removed = [r.version.version_hash for r in results if r.removed]
     for layer in LAYERS:
         health = stores.index.health(layer, hashes, removed)
-        expected = embed_dim(clip_model) if layer == "visual" else TEXT_DIM
+        expected = VISUAL_DIM if layer == "visual" else TEXT_DIM
         yield dg.AssetCheckResult(asset_key=layer_key(layer), check_name="rows_have_lineage",
                                   passed=health.rows_without_lineage == 0,
                                   metadata={"rows_without_lineage": health.rows_without_lineage})

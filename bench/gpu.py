@@ -1,10 +1,10 @@
-"""The extraction models on a GPU: CLIP images/s at batch 256 and the Whisper real-time factor, on
-`--device` and on the CPU in the same run (the baseline of the ratio).
+"""The extraction models on a GPU: the visual layer's EfficientNet-Lite0 and CLIP images/s at batch 256,
+and the Whisper real-time factor, on `--device` and on the CPU in the same run (the baseline of the ratio).
 
     python bench/gpu.py [--device cuda] [--images 1024] [--json]
 
 Meant for a machine with a GPU (`MEDIASIFT_DEVICE=cuda` is what Ray actors get when the cluster has
-GPUs). It uses the pipeline's own loaders and layer code (`Models`, `Clip.embed_images`,
+GPUs). It uses the pipeline's own loaders and layer code (`Models`, `ImageNetModel.see`, `Clip.embed_images`,
 `transcript.transcribe`) through bench/extract.py's measurements: the 640x427 images, and two minutes of
 the speech clip looped. `--device cpu` measures the CPU alone.
 """
@@ -28,18 +28,22 @@ CLIP_BATCH = 256
 
 def measure(device: str, images: int, folder: Path) -> dict:
     models = Models(Settings(device=device))
-    return {"visual": extract.bench_clip(models, batch=CLIP_BATCH, count=images),
+    return {"visual": extract.bench_imagenet(models, batch=CLIP_BATCH, count=images),
+            "clip": extract.bench_clip(models, batch=CLIP_BATCH, count=images),
             "transcript": extract.bench_transcript(models, folder)}
 
 
 def report(results: dict, console: Console) -> None:
     cpu = results["cpu"]
-    table = Table("device", f"CLIP images/s (batch {CLIP_BATCH})", "× CPU", "Whisper real-time factor", "× CPU",
-                  title=f"{cpu['visual']['model']} and {cpu['transcript']['model']}, "
+    table = Table("device", f"{cpu['visual']['model']} images/s (batch {CLIP_BATCH})", "× CPU",
+                  f"CLIP {cpu['clip']['model']} images/s", "× CPU", "Whisper real-time factor", "× CPU",
+                  title=f"visual models and {cpu['transcript']['model']}, "
                         f"{cpu['transcript']['audio_s']:.0f} s of speech")
     for device, r in results.items():
-        images, rtf = r["visual"]["images_per_s"], r["transcript"]["real_time_factor"]
-        table.add_row(device, f"{images:.1f}", f"{images / cpu['visual']['images_per_s']:.1f}", f"{rtf:.1f}",
+        seen, clip, rtf = (r["visual"]["images_per_s"], r["clip"]["images_per_s"],
+                           r["transcript"]["real_time_factor"])
+        table.add_row(device, f"{seen:.1f}", f"{seen / cpu['visual']['images_per_s']:.1f}", f"{clip:.1f}",
+                      f"{clip / cpu['clip']['images_per_s']:.1f}", f"{rtf:.1f}",
                       f"{rtf / cpu['transcript']['real_time_factor']:.1f}")
     console.print(table)
 

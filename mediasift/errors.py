@@ -32,3 +32,7 @@ class MediaError(MediasiftError):
 
 class LockHeld(MediasiftError):
     pass
+
+
+class ModelLoadError(MediasiftError):
+    """A configured model cannot be loaded; the message names the model and the setting to fix."""

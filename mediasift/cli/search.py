@@ -17,7 +17,7 @@ from mediasift.cli.app import (
 )
 from mediasift.extraction.layers.rows import LAYERS
 from mediasift.extraction.models import models_for
-from mediasift.query.search import TEXT_LAYERS, Filters, Hit, Searcher
+from mediasift.query.search import Filters, Hit, Searcher
 from mediasift.store.lance import LanceIndex
 
 
@@ -25,7 +25,7 @@ from mediasift.store.lance import LanceIndex
 def search(
     query: Annotated[str, typer.Argument(help="What to look for, in words.")],
     layer: Annotated[list[str] | None, typer.Option("--layer", "-l", help=f"Only these layers ({', '.join(LAYERS)}); "
-                                                    "visual is searched only when named.")] = None,
+                                                    "visual rows are found by their tags and on-screen text.")] = None,
     modality: Annotated[str | None, typer.Option(help="video, audio, image or pdf.")] = None,
     prefix: Annotated[str | None, typer.Option(help="Only keys starting with this.")] = None,
     k: Annotated[int, typer.Option("-k", help="Number of hits.")] = 10,
@@ -36,7 +36,7 @@ def search(
     settings = load_settings()
     searcher = Searcher(LanceIndex(settings.lance_location), models_for(settings))
     try:
-        filters = Filters(tuple(layer) if layer else TEXT_LAYERS, modality, prefix)
+        filters = Filters(tuple(layer) if layer else LAYERS, modality, prefix)
         hits = searcher.search(query, k, filters)
     except ValueError as error:
         fail(str(error))
@@ -55,11 +55,8 @@ def print_hits(query: str, hits: list[Hit]) -> None:
                   Column("text", ratio=1), title=f"search: {query}", title_justify="left")
     for hit in hits:
         table.add_row(f"{hit.score:.4f}", f"s3://{hit.bucket}/{hit.key}", _where(hit),
-                      hit.layer + (" (untrained)" if hit.untrained else ""), hit.text[:90].replace("\n", " "))
+                      hit.layer, hit.text[:90].replace("\n", " "))
     console.print(table if hits else f"no hits for {query!r}")
-    if any(h.untrained for h in hits):
-        console.print("[yellow]visual hits come from an UNTRAINED CLIP model (no weights configured): their "
-                      "ranking carries no meaning[/yellow]")
 
 
 def _where(hit: Hit) -> str:

@@ -21,11 +21,12 @@ from mediasift.cli.app import (
 from mediasift.cli.ingest import upload_files, wait_processed
 from mediasift.cli.search import print_hits
 from mediasift.cli.uploads import plan_uploads
+from mediasift.extraction.layers.rows import LAYERS
 from mediasift.extraction.models import models_for
 from mediasift.inbox import Inbox, State
-from mediasift.local.samples import write_samples
+from mediasift.local.samples import PHOTO_SHOT_SECONDS, write_samples
 from mediasift.local.stack import DagsterMode, Stack
-from mediasift.query.search import Searcher
+from mediasift.query.search import Filters, Searcher
 from mediasift.store.lance import LanceIndex
 from mediasift.store.s3 import ObjectStore
 
@@ -88,9 +89,9 @@ def demo(timeout: Annotated[float, typer.Option(help="Seconds to wait for indexi
             fail(f"not every demo object was indexed; see {stack.dagster_home / 'dagster.log'}")
         searcher = Searcher(LanceIndex(stack.settings.lance_location), models_for(stack.settings))
         missed = 0
-        for query, expected, check in DEMO_QUERIES:
-            hits = searcher.search(query, 3)
-            print_hits(query, hits)
+        for query, layers, expected, check in DEMO_QUERIES:
+            hits = searcher.search(query, 3, Filters(layers))
+            print_hits(query + (f"  (layers: {', '.join(layers)})" if layers != LAYERS else ""), hits)
             found = bool(hits) and hits[0].key.removeprefix("demo/") in expected and check(hits[0])
             missed += not found
             console.print(f"{'[green]✓' if found else '[red]✗'} expected first: {' or '.join(expected)}[/]\n")
@@ -99,11 +100,15 @@ def demo(timeout: Annotated[float, typer.Option(help="Seconds to wait for indexi
 
 
 DEMO_QUERIES = [
-    ("when did Lisbon reopen", ("speech.ogg", "harbour_report.mp4"),
+    ("when did Lisbon reopen", LAYERS, ("speech.ogg", "harbour_report.mp4"),
      lambda h: h.layer == "transcript" and abs(h.t_start - 4.5) <= 1.0),
-    ("pelican", ("harbour_report.mp4",), lambda h: h.layer == "scenes" and h.t_start >= 9.5),
-    ("invoice for turbine maintenance", ("scanned_invoice.pdf",), lambda h: h.page == 2),
-    ("board meeting in Osaka", ("board_minutes.pdf",), lambda h: h.page == 2),
+    ("pelican", LAYERS, ("harbour_report.mp4",), lambda h: h.layer == "scenes" and h.t_start >= 9.5),
+    ("invoice for turbine maintenance", LAYERS, ("scanned_invoice.pdf",), lambda h: h.page == 2),
+    ("board meeting in Osaka", LAYERS, ("board_minutes.pdf",), lambda h: h.page == 2),
+    ("espresso", LAYERS, ("photo_shots.mp4",), lambda h: h.t_start >= PHOTO_SHOT_SECONDS - 0.5),
+    ("espresso", ("visual",), ("photo_shots.mp4",),
+     lambda h: h.layer == "visual" and h.t_start >= PHOTO_SHOT_SECONDS - 0.5),
 ]
-"""(query, objects that may come first, what must hold of the first hit): the sentence about Lisbon is
-spoken at 4.5 s both in the speech clip and in the video's soundtrack."""
+"""(query, layers, objects that may come first, what must hold of the first hit): the sentence about Lisbon
+is spoken at 4.5 s both in the speech clip and in the video's soundtrack; the espresso is the second shot
+of the video made of two photos, and only the visual model knows it is one."""

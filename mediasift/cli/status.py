@@ -16,6 +16,7 @@ from mediasift.cli.app import (
     load_settings,
     objects_app,
 )
+from mediasift.extraction.models.imagenet import NAME as VISUAL_MODEL
 from mediasift.identity import parse_s3_uri
 from mediasift.inbox import Inbox, State
 from mediasift.query.lineage import layer_counts, version_json
@@ -32,11 +33,7 @@ def status(as_json: JsonOption = False) -> None:
         **inbox.counts(),
         "inbox_depth": inbox.depth(),
         "last_event_seq": inbox.last_seq(),
-        "visual": {
-            "model": settings.clip_model,
-            "weights": settings.clip_checkpoint or settings.clip_pretrained,
-            "untrained": not (settings.clip_checkpoint or settings.clip_pretrained),
-        },
+        "visual": {"model": VISUAL_MODEL, "weights": settings.visual_weights or "packaged", "trained": True},
         "endpoints": {
             "s3": settings.s3_endpoint_url,
             "bucket": settings.bucket,
@@ -54,10 +51,7 @@ def status(as_json: JsonOption = False) -> None:
         table.add_row(state, str(report[state]))
     console.print(table)
     console.print(f"inbox depth {report['inbox_depth']}, last event seq {report['last_event_seq']}")
-    if report["visual"]["untrained"]:
-        console.print(f"[yellow]visual layer: {settings.clip_model} is UNTRAINED (no CLIP weights configured: set "
-                      "MEDIASIFT_CLIP_PRETRAINED or MEDIASIFT_CLIP_CHECKPOINT); its vectors find duplicates, "
-                      "not meaning[/yellow]")
+    console.print(f"visual model: {VISUAL_MODEL} ({report['visual']['weights']} weights)")
     for name, value in report["endpoints"].items():
         console.print(f"{name:>9}: {value or '-'}")
 

@@ -40,7 +40,6 @@ class Extraction:
     rows: dict[str, list[Row]] = field(default_factory=lambda: {layer: [] for layer in LAYERS})
     extractors: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
-    visual_untrained: bool = False
     superseded: str | None = None
     """Set when the notified version could no longer be read (overwritten since)."""
     error: str | None = None
@@ -86,7 +85,7 @@ def extract(path: Path, version: ObjectVersion, fetched: Fetched, models: Models
         with _Timer(result, "entities"):
             result.add(entities.entity_rows(sources, models.ner))
     if result.rows["entities"]:
-        result.extractors["entities"] = "spacy:en_core_web_sm@3.8+opencv-haar"
+        result.extractors["entities"] = entities.EXTRACTOR
     with _Timer(result, "text_embeddings"):
         _embed_text(result, models)
     return result
@@ -98,24 +97,35 @@ def _transcript(path: Path, result: Extraction, models: Models) -> None:
     result.extractors["transcript"] = transcript.EXTRACTOR
 
 
+@dataclass
+class _Picture:
+    """A picture waiting for the batched visual model, with where it sits; a keyframe also carries what
+    its scene row needs, since the scene description names what the model saw."""
+
+    image: Image.Image
+    row: Row
+    shot: scenes.Shot | None = None
+    on_screen: list[str] = field(default_factory=list)
+    faces: list = field(default_factory=list)
+
+
 def _video_frames(path: Path, result: Extraction, models: Models) -> None:
-    """One decode of the frames: shots → OCR, faces, scene description and a keyframe embedding."""
-    pending: list[tuple[Image.Image, Row]] = []
+    """One decode of the frames: shots → OCR, faces, what the keyframe shows, and the scene description."""
+    pending: list[_Picture] = []
     visual_before = result.seconds.get("visual", 0.0)
     with _Timer(result, "scenes"):
         for shot in scenes.detect_shots(iter_frames(path, fps=4.0)):
             on_screen = [line.text for line in models.ocr.read(shot.keyframe)]
             faces = models.faces.detect(shot.keyframe)
-            result.add([scenes.scene_row(shot, on_screen, faces)])
             if faces:
                 result.add([entities.face_row("video", faces, t_start=shot.t_start, t_end=shot.t_end)])
-            pending.append((shot.keyframe, visual.visual_row("video", "shot", " ".join(on_screen),
-                                                             t_start=shot.t_start, t_end=shot.t_end)))
+            row = visual.visual_row("video", "shot", " ".join(on_screen), t_start=shot.t_start, t_end=shot.t_end)
+            pending.append(_Picture(shot.keyframe, row, shot, on_screen, faces))
             if len(pending) >= VISUAL_BATCH:
                 _flush_visual(pending, result, models)
+        _flush_visual(pending, result, models)
     result.seconds["scenes"] -= result.seconds.get("visual", 0.0) - visual_before
-    _flush_visual(pending, result, models)
-    result.extractors["scenes"] = f"{scenes.EXTRACTOR}+{models.ocr.name}"
+    result.extractors["scenes"] = f"{scenes.EXTRACTOR}+{models.ocr.name}+{visual.EXTRACTOR}"
 
 
 def _image(path: Path, result: Extraction, models: Models) -> None:
@@ -125,35 +135,42 @@ def _image(path: Path, result: Extraction, models: Models) -> None:
         faces = models.faces.detect(image)
     if faces:
         result.add([entities.face_row("image", faces)])
-    _flush_visual([(image, visual.visual_row("image", "image", " ".join(on_screen)))], result, models)
+    _flush_visual([_Picture(image, visual.visual_row("image", "image", " ".join(on_screen)))], result, models)
 
 
 def _pdf(path: Path, result: Extraction, models: Models) -> None:
-    pending: list[tuple[Image.Image, Row]] = []
+    pending: list[_Picture] = []
     with _Timer(result, "pages"):
         for page in iter_pages(path):
             row = pages.page_row(page, models.ocr)
             result.add([row])
-            pending.append((page.image.resize((page.image.width // 2, page.image.height // 2)),
-                            visual.visual_row("pdf", "page", row.text[:200], page=page.number)))
+            pending.append(_Picture(page.image.resize((page.image.width // 2, page.image.height // 2)),
+                                    visual.visual_row("pdf", "page", row.text[:200], page=page.number)))
             if len(pending) >= VISUAL_BATCH:
                 _flush_visual(pending, result, models)
     _flush_visual(pending, result, models)
     result.extractors["pages"] = f"pypdfium2+{models.ocr.name}"
 
 
-def _flush_visual(pending: list[tuple[Image.Image, Row]], result: Extraction, models: Models) -> None:
+def _flush_visual(pending: list[_Picture], result: Extraction, models: Models) -> None:
+    """The visual rows of a batch of pictures; then what they show goes into scene rows and entities."""
     if not pending:
         return
     with _Timer(result, "visual"):
-        clip = models.clip
-        result.add(visual.visual_rows([image for image, _ in pending], [row for _, row in pending], clip))
-    result.extractors["visual"] = clip.extractor
-    result.visual_untrained = clip.untrained
+        rows = visual.visual_rows([p.image for p in pending], [p.row for p in pending], models.imagenet)
+    result.add(rows)
+    for picture in pending:
+        seen = visual.strong_labels(picture.row)
+        if picture.shot is not None:
+            result.add([scenes.scene_row(picture.shot, picture.on_screen, picture.faces, seen)])
+        result.add([entities.object_row(picture.row, label) for label in seen])
+    result.extractors["visual"] = visual.EXTRACTOR
     pending.clear()
 
 
 def _embed_text(result: Extraction, models: Models) -> None:
+    """MiniLM vectors for every searchable text row. Visual rows keep their image feature: they are found
+    by their words (full text) instead."""
     rows = [r for layer in LAYERS if layer != "visual" for r in result.rows[layer] if r.indexed]
     if not rows:
         return

@@ -21,6 +21,7 @@ SPEECH = files("mediasift") / "sample_media" / "speech.ogg"
 VIDEO_SECONDS = 20
 VIDEO_FPS = 10
 SHOT_CHANGE_AT = 10.0
+PHOTO_SHOT_SECONDS = 6.0
 
 TRUTH = {
     "speech.ogg": {
@@ -48,6 +49,17 @@ TRUTH = {
     "scanned_invoice.pdf": {
         "pages": {1: "SCANNED RECORD", 2: "INVOICE 4471 TURBINE MAINTENANCE"},
     },
+    "cat.png": {"photo": "chelsea", "tags_any": ["tiger cat", "Egyptian cat", "tabby"], "query": "cat"},
+    "photo_shots.mp4": {
+        "shots": [
+            {"t_start": 0.0, "t_end": PHOTO_SHOT_SECONDS, "photo": "chelsea", "query": "tabby cat"},
+            {"t_start": PHOTO_SHOT_SECONDS, "t_end": 2 * PHOTO_SHOT_SECONDS, "photo": "coffee", "query": "espresso"},
+        ],
+    },
+    "photo_page.pdf": {
+        "pages": {1: "Quarterly facilities report. A photograph follows on the next page."},
+        "photo_page": 2, "photo": "rocket", "query": "missile",
+    },
     "sunset.png": {"near_duplicate_of": None},
     "sunset_copy.jpg": {"near_duplicate_of": "sunset.png"},
     "forest.png": {"near_duplicate_of": None},
@@ -71,7 +83,45 @@ def write_samples(folder: Path) -> dict:
     near = sunset.resize((600, 400)).filter(ImageFilter.GaussianBlur(0.6))
     near.save(folder / "sunset_copy.jpg", quality=80)
     scene_image((20, 90, 40), (150, 210, 120), sun=False).save(folder / "forest.png")
+    photo("chelsea").save(folder / "cat.png")
+    write_photo_video(folder / "photo_shots.mp4", [s["photo"] for s in TRUTH["photo_shots.mp4"]["shots"]])
+    write_photo_pdf(folder / "photo_page.pdf", TRUTH["photo_page.pdf"]["pages"][1], photo("rocket"))
     return TRUTH
+
+
+def photo(name: str) -> Image.Image:
+    """A real photograph that ships inside scikit-image's wheel (no download): chelsea (a tabby cat),
+    coffee (an espresso), rocket, astronaut, motorcycle_left, camera (a man at a tripod camera)…"""
+    import skimage
+
+    (found,) = (Path(skimage.__file__).parent / "data").glob(f"{name}.*")
+    with Image.open(found) as image:
+        return image.convert("RGB")
+
+
+def write_photo_video(path: Path, photos: list[str]) -> None:
+    """One shot per photo, PHOTO_SHOT_SECONDS each, hard cuts, no sound."""
+    frames = [photo(name).resize((640, 420)) for name in photos]
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=VIDEO_FPS)
+        video.width, video.height, video.pix_fmt = 640, 420, "yuv420p"
+        per_shot = int(PHOTO_SHOT_SECONDS * VIDEO_FPS)
+        for i in range(per_shot * len(frames)):
+            frame = av.VideoFrame.from_image(frames[i // per_shot])
+            frame.pts, frame.time_base = i, Fraction(1, VIDEO_FPS)
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+
+
+def write_photo_pdf(path: Path, first_page: str, picture: Image.Image) -> None:
+    """A text page, then a page that is one photograph."""
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=14)
+    pdf.add_page()
+    pdf.multi_cell(0, 10, first_page)
+    pdf.add_page()
+    pdf.image(picture, x=10, y=20, w=190)
+    pdf.output(str(path))
 
 
 def scene_image(top: tuple[int, int, int], bottom: tuple[int, int, int], sun: bool) -> Image.Image:

@@ -13,7 +13,7 @@ from mediasift.extraction.layers.rows import LAYERS
 from mediasift.extraction.models import models_for
 from mediasift.inbox import Inbox
 from mediasift.query.lineage import version_json
-from mediasift.query.search import TEXT_LAYERS, Filters, Searcher
+from mediasift.query.search import Filters, Searcher
 from mediasift.store.lance import LanceIndex
 
 
@@ -42,7 +42,7 @@ def query_router(settings: Settings, inbox: Inbox) -> APIRouter:
         unknown = set(layer or ()) - set(LAYERS)
         if unknown:
             raise HTTPException(400, f"layer: unknown {sorted(unknown)}; layers are {', '.join(LAYERS)}")
-        filters = Filters(tuple(layer) if layer else TEXT_LAYERS, modality, prefix)
+        filters = Filters(tuple(layer) if layer else LAYERS, modality, prefix)
         if group:
             groups = await run_in_threadpool(lazy.searcher.search_grouped, q, k, filters)
             return {"query": q, "objects": [{**g.__dict__, "hits": [h.to_json() for h in g.hits]} for g in groups]}

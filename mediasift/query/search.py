@@ -2,14 +2,13 @@
 
 Each text layer's table answers one LanceDB hybrid query (its vector and BM25 lists fused by LanceDB's
 RRF reranker); the layers' lists are then fused here, with the same formula, into one ranking. Each hit
-is a place inside an object: its lineage plus `t_start/t_end` or `page`. The visual layer is searched with
-CLIP's text tower only when asked for, and its hits say `untrained` when the CLIP weights are random
-(their ranking then means nothing).
+is a place inside an object: its lineage plus `t_start/t_end` or `page`. The visual layer's vectors are
+image features, not text, so its rows (an image, a shot, a page) are found by their words: the ImageNet
+tags the visual model gave them and their on-screen text.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import asdict, dataclass, field
 
@@ -22,6 +21,7 @@ log = logging.getLogger(__name__)
 
 RRF_K = 60
 TEXT_LAYERS = tuple(layer for layer in LAYERS if layer != "visual")
+"""Layers whose rows carry MiniLM text vectors."""
 COLUMNS = ["version_hash", "row_no", "bucket", "key", "etag", "version_id", "object_id", "layer", "modality",
            "kind", "t_start", "t_end", "page", "text", "extractor", "extra"]
 RELEVANCE = "_relevance_score"
@@ -43,7 +43,6 @@ class Hit:
     text: str
     score: float
     extractor: str
-    untrained: bool = False
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -61,7 +60,7 @@ class ObjectHits:
 
 @dataclass(frozen=True)
 class Filters:
-    layers: tuple[str, ...] = TEXT_LAYERS
+    layers: tuple[str, ...] = LAYERS
     modality: str | None = None
     prefix: str | None = None
 
@@ -92,13 +91,9 @@ class Searcher:
             vector = self.models.text.embed([query])[0]
             for layer in text_layers:
                 ranked.append(hybrid_search(self.index.table(layer), vector, query, where, depth, self.index.tuning))
-        untrained = False
         if "visual" in filters.layers and self.index.table("visual"):
-            clip = self.models.clip
-            untrained = clip.untrained
-            ranked.append(vector_search(self.index.table("visual"), clip.embed_texts([query])[0], where, depth,
-                                         self.index.tuning))
-        return [_hit(row, score, untrained) for row, score in fuse(ranked)[:k]]
+            ranked.append(text_search(self.index.table("visual"), query, where, depth))
+        return [_hit(row, score) for row, score in fuse(ranked)[:k]]
 
     def search_grouped(self, query: str, k: int = 10, filters: Filters | None = None) -> list[ObjectHits]:
         groups: dict[str, ObjectHits] = {}
@@ -159,11 +154,22 @@ def hybrid_search(table, vector, text: str, where: str | None, limit: int, tunin
     return results.select([*COLUMNS, RELEVANCE]).to_pylist()
 
 
-def _hit(row: dict, score: float, untrained: bool) -> Hit:
-    extra = json.loads(row.get("extra") or "{}")
+def text_search(table, text: str, where: str | None, limit: int) -> list[dict]:
+    """BM25 alone: the visual layer's vectors are image features, so its rows are found by their words
+    (tags and on-screen text). A text the full-text parser rejects finds nothing here."""
+    query = table.search(text, query_type="fts").limit(limit)
+    if where:
+        query = query.where(where, prefilter=True)
+    try:
+        return query.to_arrow().select(COLUMNS).to_pylist()
+    except ValueError as error:
+        log.debug("search.full_text_skipped table=%s query=%r reason=%s", table.name, text, error)
+        return []
+
+
+def _hit(row: dict, score: float) -> Hit:
     return Hit(
         bucket=row["bucket"], key=row["key"], etag=row["etag"], version_id=row["version_id"],
         object_id=row["object_id"], layer=row["layer"], modality=row["modality"], t_start=row["t_start"],
         t_end=row["t_end"], page=row["page"], text=row["text"], score=round(score, 6), extractor=row["extractor"],
-        untrained=row["layer"] == "visual" and (untrained or bool(extra.get("untrained"))),
     )

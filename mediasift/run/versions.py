@@ -68,7 +68,6 @@ class VersionResult:
     indexed_rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LAYERS, 0))
     extractors: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
-    visual_untrained: bool = False
     removed_rows: int = 0
 
     @property
@@ -191,8 +190,7 @@ def _write_feature_tables(stores: RowStores, extraction: Extraction,
     """Write the version's Parquet files; collect its searchable rows for one index write per layer."""
     version = extraction.version
     result = VersionResult(version, State.RUNNING, fetched=extraction.fetched, modality=extraction.modality.value,
-                           extractors=extraction.extractors, seconds=extraction.seconds,
-                           visual_untrained=extraction.visual_untrained)
+                           extractors=extraction.extractors, seconds=extraction.seconds)
     for layer in LAYERS:
         rows = extraction.rows[layer]
         extractor = extraction.extractors.get(layer, "none")

@@ -69,10 +69,9 @@ class LanceIndex:
         table = self.table(layer)
         if table is None:
             table = self.db.create_table(layer, schema=schema(dim), exist_ok=True)
-            if layer != "visual":
-                from lancedb.index import FTS
+            from lancedb.index import FTS
 
-                table.create_index("text", config=FTS(with_position=False), replace=True)
+            table.create_index("text", config=FTS(with_position=False), replace=True)
         existing = table.schema.field("vector").type.list_size
         if existing != dim:
             raise ValueError(f"LanceDB table {layer!r} holds {existing}-d vectors, these rows are {dim}-d: "

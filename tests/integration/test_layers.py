@@ -118,16 +118,52 @@ def test_every_row_carries_lineage_and_an_extractor(pipeline):
             assert table[column].null_count == 0, (layer, column)
 
 
-def test_visual_layer_is_marked_untrained_everywhere(pipeline):
-    hits = pipeline.search("a sunset", layers=("visual",))
-    assert hits and all(h.untrained for h in hits)
+def test_a_photo_is_found_by_a_word_for_what_it_shows(pipeline):
+    """chelsea is a tabby cat: one of ImageNet's cat classes is among its tags, so the word finds it."""
+    truth = TRUTH["cat.png"]
+    hits = pipeline.search(truth["query"], layers=("visual",))
+    assert hits and hits[0].key == PREFIX + "cat.png"
+    assert hits[0].extractor == "efficientnet-lite0@imagenet"
+    (row,) = [r for r in pipeline.stores.tables.read("visual").to_pylist() if r["key"] == PREFIX + "cat.png"]
+    tags = [t["label"] for t in json.loads(row["extra"])["tags"]]
+    assert len(tags) == 5 and set(truth["tags_any"]) & set(tags), tags
+    assert len(row["vector"]) == 1280 and abs(sum(v * v for v in row["vector"]) - 1) < 1e-3
+
+
+@pytest.mark.parametrize("shot", [0, 1])
+def test_each_shot_of_a_video_of_two_photos_is_found_by_what_it_shows(pipeline, shot):
+    """Shot 1 is the cat, shot 2 the espresso: the word for each returns that shot's time range."""
+    truth = TRUTH["photo_shots.mp4"]["shots"][shot]
+    video = PREFIX + "photo_shots.mp4"
+    hits = [h for h in pipeline.search(truth["query"], k=10) if h.key == video]
+    pictures = [h for h in pipeline.search(truth["query"], k=10, layers=("visual",)) if h.key == video]
+    scene = next((h for h in hits if h.layer == "scenes"), None)
+    assert hits and pictures and scene, (truth["query"], hits, pictures)
+    for hit in (hits[0], pictures[0], scene):
+        assert abs(hit.t_start - truth["t_start"]) <= 0.5, (hit.layer, hit.t_start, hit.text)
+    assert scene.text.startswith(f"Shot {shot + 1} (")
+
+
+def test_a_pdf_page_that_is_a_photo_is_found_on_its_page(pipeline):
+    truth = TRUTH["photo_page.pdf"]
+    """Page 2 is only pixels (a rocket): no text layer, nothing to OCR; the visual model names it."""
+    hits = [h for h in pipeline.search(truth["query"], k=10) if h.key == PREFIX + "photo_page.pdf"]
+    assert hits and hits[0].page == truth["photo_page"], hits
+    assert any(h.layer == "visual" and h.page == truth["photo_page"] for h in hits), hits
+
+
+def test_what_a_picture_shows_is_an_entity_and_the_visual_model_is_named(pipeline):
+    rows = pipeline.stores.tables.read("entities").to_pylist()
+    objects = [(r["text"], r["t_start"]) for r in rows
+               if r["key"] == PREFIX + "photo_shots.mp4" and r["label"] == "OBJECT"]
+    assert ("espresso", TRUTH["photo_shots.mp4"]["shots"][1]["t_start"]) in objects
     materialization = pipeline.instance.get_latest_materialization_event(dg.AssetKey(["mediasift", "visual"]))
-    assert materialization.asset_materialization.metadata["untrained"].value is True
+    assert materialization.asset_materialization.metadata["extractor"].value == "efficientnet-lite0@imagenet"
 
 
 def test_models_are_loaded_once_per_worker_not_per_object(pipeline):
     (counts,) = pipeline.resources["compute"].get().load_counts()
-    assert {"whisper", "text", "ocr", "clip", "ner", "faces"} == set(counts)
+    assert {"whisper", "text", "ocr", "imagenet", "ner", "faces"} == set(counts)
     assert all(count == 1 for count in counts.values()), counts
 
 

@@ -8,14 +8,14 @@ from mediasift.inbox import Inbox, State
 from mediasift.intake.events import EventKind, NotificationEvent, Source
 
 
-def test_status_json_has_the_counts_depth_endpoints_and_untrained_visual_flag(tmp_path, monkeypatch):
+def test_status_json_has_the_counts_depth_endpoints_and_the_visual_model(tmp_path, monkeypatch):
     monkeypatch.setenv("MEDIASIFT_HOME", str(tmp_path))
     result = CliRunner().invoke(app, ["status", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     for name in ("pending", "running", "done", "failed", "dlq", "superseded", "deleted", "inbox_depth"):
         assert report[name] == 0
-    assert report["visual"]["untrained"] is True
+    assert report["visual"] == {"model": "efficientnet-lite0@imagenet", "weights": "packaged", "trained": True}
     assert report["endpoints"]["inbox"].startswith("sqlite:///")
 
 

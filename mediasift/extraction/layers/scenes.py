@@ -81,8 +81,9 @@ def detect_shots(frames: Iterable[tuple[float, Image.Image]], *, threshold: floa
         yield close(last_t + 0.25)
 
 
-def describe(shot: Shot, on_screen: list[str], faces: int) -> str:
-    parts = [f"Shot {shot.number} ({shot.t_start:.1f}-{shot.t_end:.1f} s)."]
+def describe(shot: Shot, on_screen: list[str], faces: int, seen: list[str]) -> str:
+    """"Shot 2 (4.0-8.0 s): golf ball, tee. On-screen text: … 1 face visible." """
+    parts = [f"Shot {shot.number} ({shot.t_start:.1f}-{shot.t_end:.1f} s)" + (f": {', '.join(seen)}." if seen else ".")]
     if on_screen:
         parts.append("On-screen text: " + " / ".join(on_screen) + ".")
     if faces:
@@ -90,7 +91,10 @@ def describe(shot: Shot, on_screen: list[str], faces: int) -> str:
     return " ".join(parts)
 
 
-def scene_row(shot: Shot, on_screen: list[str], faces: list[tuple[int, int, int, int]]) -> Row:
-    return Row("scenes", "video", "shot", describe(shot, on_screen, len(faces)), shot.t_start, shot.t_end,
+def scene_row(shot: Shot, on_screen: list[str], faces: list[tuple[int, int, int, int]],
+              seen: list[str] | None = None) -> Row:
+    """`seen`: what the visual model is sure the keyframe shows."""
+    seen = seen or []
+    return Row("scenes", "video", "shot", describe(shot, on_screen, len(faces), seen), shot.t_start, shot.t_end,
                extra={"shot": shot.number, "keyframe_t": round(shot.keyframe_t, 3), "ocr_text": " ".join(on_screen),
-                      "faces": len(faces)})
+                      "faces": len(faces), "seen": seen})

@@ -12,7 +12,7 @@ import threading
 from collections import Counter
 from functools import cached_property
 
-from mediasift.config import Settings
+from mediasift.config import SECRET_FIELDS, Settings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -62,6 +62,12 @@ class Models:
         return self._load("faces", FaceDetector)
 
     @cached_property
+    def imagenet(self):
+        from mediasift.extraction.models.imagenet import ImageNetModel
+
+        return self._load("imagenet", lambda: ImageNetModel(self.settings.visual_weights, self.settings.device))
+
+    @cached_property
     def clip(self):
         from mediasift.extraction.models.clip import load_clip
 
@@ -71,8 +77,7 @@ class Models:
 
 def models_for(settings: Settings) -> Models:
     """The process-wide Models for these model settings (so every run in a worker shares them)."""
-    key = (settings.whisper_model, settings.clip_model, settings.clip_pretrained, settings.clip_checkpoint,
-           settings.device)
+    key = settings.model_dump_json(exclude=set(SECRET_FIELDS))
     with _lock:
         if key not in _shared:
             _shared[key] = Models(settings)
