@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 DIM = 384
+NAME = "all-MiniLM-L6-v2"
 
 
 class TextEncoder:
