@@ -1,22 +1,36 @@
 """One Settings object, read from MEDIASIFT_* environment variables (and a `.env`), passed down.
 
 Local (embedded SeaweedFS, SQLite) and production (Tigris, Postgres) differ only in these values.
-When no S3 endpoint is configured, the values the embedded stack wrote under MEDIASIFT_HOME are used,
-so `mediasift status` in a second shell finds the stack that `mediasift up` started.
+When no S3 endpoint is configured, the embedded stack's endpoint and keys under MEDIASIFT_HOME are used
+once that stack is ready, so `mediasift ingest` in a second shell finds the stack `mediasift up` started.
+The stack's keys never go anywhere but the stack's own endpoint.
 """
 
 from __future__ import annotations
 
 import json
+import sys
+import time
+from enum import StrEnum
 from pathlib import Path
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mediasift.errors import StackNotReady
+from mediasift.local.processes import alive
+
 STACK_FILE = "stack.json"
+STACK_WAIT_S = 300.0
 CREDENTIALS_FILE = "credentials.json"
 SECRET_FIELDS = ("s3_access_key", "s3_secret_key", "webhook_token", "webhook_basic_password")
 """Never in resource config, logs or anything the UI shows; passed to processes by environment only."""
+
+
+class StackState(StrEnum):
+    STARTING = "starting"
+    READY = "ready"
+    DOWN = "down"
 
 
 class Settings(BaseSettings):
@@ -90,22 +104,45 @@ class Settings(BaseSettings):
         return self.lance_uri or str((self.home / "lance").resolve())
 
     @classmethod
-    def load(cls, **overrides: object) -> Settings:
-        """Settings from the environment, completed by what the embedded stack left in MEDIASIFT_HOME."""
+    def load(cls, wait_for_stack: float = STACK_WAIT_S, **overrides: object) -> Settings:
+        """Settings from the environment, completed by the embedded stack under MEDIASIFT_HOME when no
+        endpoint is configured. A stack that is starting is waited for up to `wait_for_stack` seconds
+        (0: not at all, as `status` does), saying so on stderr."""
         settings = cls(**overrides)
-        if settings.s3_endpoint_url is None:
-            stack = read_json(settings.home / STACK_FILE)
-            if stack:
-                settings.s3_endpoint_url = stack.get("s3_endpoint_url")
         creds = read_json(settings.home / CREDENTIALS_FILE)
         if creds:
+            settings.webhook_token = settings.webhook_token or SecretStr(creds["webhook_token"])
+        if settings.s3_endpoint_url is not None:
+            return settings
+        stack = settings.wait_for_stack(wait_for_stack)
+        if stack.get("state") == StackState.READY and creds:
+            settings.s3_endpoint_url = stack["s3_endpoint_url"]
             settings.s3_access_key = settings.s3_access_key or SecretStr(creds["access_key"])
             settings.s3_secret_key = settings.s3_secret_key or SecretStr(creds["secret_key"])
-            settings.webhook_token = settings.webhook_token or SecretStr(creds["webhook_token"])
         return settings
 
     def stack_info(self) -> dict:
-        return read_json(self.home / STACK_FILE) or {}
+        """The embedded stack's stack.json, with `state`: starting, ready, or down (no file, or the
+        process that wrote it is gone)."""
+        info = read_json(self.home / STACK_FILE) or {}
+        pid = info.get("pid")
+        if not isinstance(pid, int) or not alive(pid):
+            return {"state": StackState.DOWN}
+        return info
+
+    def wait_for_stack(self, timeout: float) -> dict:
+        info = self.stack_info()
+        if info["state"] != StackState.STARTING or timeout <= 0:
+            return info
+        print(f"waiting for the stack under {self.home} to start (mediasift up)…", file=sys.stderr)
+        deadline = time.monotonic() + timeout
+        while info["state"] == StackState.STARTING and time.monotonic() < deadline:
+            time.sleep(0.2)
+            info = self.stack_info()
+        if info["state"] == StackState.STARTING:
+            raise StackNotReady(f"the stack under {self.home} is still starting after {timeout:.0f} s; "
+                                "see its output, or set MEDIASIFT_S3_ENDPOINT_URL to use another store")
+        return info
 
 
 def read_json(path: Path) -> dict | None:

@@ -36,3 +36,11 @@ class LockHeld(MediasiftError):
 
 class ModelLoadError(MediasiftError):
     """A configured model cannot be loaded; the message names the model and the setting to fix."""
+
+
+class StackNotReady(MediasiftError):
+    """The embedded stack under MEDIASIFT_HOME did not become ready in time."""
+
+
+class StoreNotConfigured(MediasiftError):
+    """No S3 endpoint is configured and no embedded stack is running to provide one."""

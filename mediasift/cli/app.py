@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from mediasift.config import Settings
+from mediasift.config import STACK_WAIT_S, Settings
 from mediasift.errors import MediasiftError
 
 app = typer.Typer(help="mediasift: bucket notifications in, queryable multimodal layers out.",
@@ -28,8 +28,9 @@ DlqTargets = Annotated[list[str] | None, typer.Argument(
 DlqAll = Annotated[bool, typer.Option("--all", help="Every version in the DLQ (of --bucket, when given).")]
 
 
-def load_settings() -> Settings:
-    return Settings.load()
+def load_settings(wait_for_stack: float = STACK_WAIT_S) -> Settings:
+    """Commands that use the store wait for a starting stack; read-only ones pass 0 and report it."""
+    return Settings.load(wait_for_stack)
 
 
 def fail(message: str) -> None:

@@ -26,10 +26,11 @@ from mediasift.store.lance import LanceIndex
 @app.command()
 def status(as_json: JsonOption = False) -> None:
     """Counts of object versions per state, the inbox depth and the endpoints in use."""
-    settings = load_settings()
+    settings = load_settings(wait_for_stack=0)
     inbox = Inbox(settings.inbox_url)
     stack = settings.stack_info()
     report = {
+        "stack": stack["state"],
         **inbox.counts(),
         "inbox_depth": inbox.depth(),
         "last_event_seq": inbox.last_seq(),
@@ -50,6 +51,7 @@ def status(as_json: JsonOption = False) -> None:
     for state in [*(s.value for s in State), "dlq"]:
         table.add_row(state, str(report[state]))
     console.print(table)
+    console.print(f"embedded stack: {report['stack']}")
     console.print(f"inbox depth {report['inbox_depth']}, last event seq {report['last_event_seq']}")
     console.print(f"visual model: {VISUAL_MODEL} ({report['visual']['weights']} weights)")
     for name, value in report["endpoints"].items():

@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 from pydantic import SecretStr
 
-from mediasift.config import SECRET_FIELDS, STACK_FILE, Settings
+from mediasift.config import SECRET_FIELDS, STACK_FILE, Settings, StackState
 from mediasift.intake.receiver import ReceiverServer, create_app
 from mediasift.local.processes import LOOPBACK, accepts, free_port, start_group, stop_group, wait_until
 from mediasift.local.rayhead import CLIENT_ENV as RAY_CLIENT_ENV
@@ -72,6 +72,7 @@ class Stack:
         return self
 
     def _start(self) -> None:
+        self._write_stack_file(StackState.STARTING)
         creds = ensure_credentials(self.home)
         s = self.settings
         s.webhook_token = s.webhook_token or SecretStr(creds["webhook_token"])
@@ -86,7 +87,7 @@ class Stack:
             s.ray = self.ray_head.address
         if self.dagster_mode is not DagsterMode.NONE:
             self._start_dagster()
-        self._write_stack_file()
+        self._write_stack_file(StackState.READY)
 
     def child_env(self) -> dict[str, str]:
         """What a Dagster process needs to reach this stack (secrets by environment, never config)."""
@@ -141,15 +142,21 @@ class Stack:
             "host": LOOPBACK, "port": port, "location_name": CODE_LOCATION}}]}))
         return workspace
 
-    def _write_stack_file(self) -> None:
+    def _write_stack_file(self, state: StackState) -> None:
+        """The one readiness mark every command reads (Settings.load, `status`): replaced atomically, so a
+        reader sees the whole old file or the whole new one."""
         info = {
+            "state": state.value,
             "s3_endpoint_url": self.settings.s3_endpoint_url,
             "ray_address": self.ray_head.address if self.ray_head else None,
             "receiver_url": self.receiver.url if self.receiver else None,
             "dagster_url": self.dagster_url,
             "pid": os.getpid(),
         }
-        (self.home / STACK_FILE).write_text(json.dumps(info, indent=2))
+        self.home.mkdir(parents=True, exist_ok=True)
+        partial = self.home / f"{STACK_FILE}.{os.getpid()}"
+        partial.write_text(json.dumps(info, indent=2))
+        partial.replace(self.home / STACK_FILE)
 
     def stop(self) -> None:
         stop_group(self.dagster, timeout=20)

@@ -18,7 +18,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from mediasift.config import Settings, secret
-from mediasift.errors import ObjectReadError, VersionChanged
+from mediasift.errors import ObjectReadError, StoreNotConfigured, VersionChanged
 from mediasift.identity import ObjectVersion, normalize_etag
 
 CHUNK = 1 << 20
@@ -52,6 +52,13 @@ class ObjectStore:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ObjectStore:
+        """Only ever the configured endpoint: with none, boto3 would sign for AWS S3 with whatever keys
+        it finds, so that is an error instead."""
+        if not settings.s3_endpoint_url:
+            raise StoreNotConfigured(
+                f"no S3 endpoint: the embedded stack under {settings.home} is not running (start it with "
+                "`mediasift up`), and MEDIASIFT_S3_ENDPOINT_URL is not set (AWS S3: "
+                f"https://s3.{settings.s3_region}.amazonaws.com, Tigris: https://t3.storage.dev)")
         return cls(boto3.client(
             "s3",
             endpoint_url=settings.s3_endpoint_url,
