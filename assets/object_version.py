@@ -1,5 +1,4 @@
 import dagster as dg
-from dagster_aws.s3 import S3Resource
 
 from assets.layers import layer_check_specs, layer_checks, layer_materializations, layer_specs
 from assets.source import source_materialization, source_spec
@@ -7,7 +6,7 @@ from dagster_project.partitions import KIND_TAG, object_versions
 from mediasift.intake.events import EventKind
 from mediasift.run.versions import Attempt, run_versions
 from mediasift.store.s3 import ObjectStore
-from resources import ComputeResource, InboxResource, IndexResource, SettingsResource
+from resources import ComputeResource, InboxResource, IndexResource, S3Resource, SettingsResource
 
 EXTRACTION_POOL = "mediasift_extraction"
 """Every ingest step takes a slot of this pool: an instance can cap how many extract at once

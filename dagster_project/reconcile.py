@@ -1,10 +1,9 @@
 import dagster as dg
-from dagster_aws.s3 import S3Resource
 
 from mediasift.errors import LockHeld
 from mediasift.intake.reconcile import sweep
 from mediasift.store.s3 import ObjectStore
-from resources import InboxResource, SettingsResource
+from resources import InboxResource, S3Resource, SettingsResource
 
 
 @dg.op(description="List the bucket and enqueue every object version or deletion the inbox missed.")

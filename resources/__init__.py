@@ -2,13 +2,12 @@
 here from one `Settings`."""
 
 import dagster as dg
-from dagster_aws.s3 import S3Resource
 
 from mediasift.config import Settings
-from mediasift.store.s3 import MAX_ATTEMPTS
 from resources.compute import ComputeResource
 from resources.inbox import InboxResource
 from resources.index import IndexResource
+from resources.s3 import S3Resource
 from resources.settings import SettingsResource
 
 __all__ = ["ComputeResource", "InboxResource", "IndexResource", "S3Resource", "SettingsResource",
@@ -17,14 +16,14 @@ __all__ = ["ComputeResource", "InboxResource", "IndexResource", "S3Resource", "S
 
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     """Resources for one environment. Secrets stay environment variables (never resource config the
-    UI would show); the Dagster side's S3 client is dagster-aws's."""
+    UI would show)."""
     shared = SettingsResource.of(settings)
     return {
         "settings": shared,
         "inbox": InboxResource(settings=shared),
         "s3": S3Resource(endpoint_url=settings.s3_endpoint_url, region_name=settings.s3_region,
                          aws_access_key_id=dg.EnvVar("MEDIASIFT_S3_ACCESS_KEY"),
-                         aws_secret_access_key=dg.EnvVar("MEDIASIFT_S3_SECRET_KEY"), max_attempts=MAX_ATTEMPTS),
+                         aws_secret_access_key=dg.EnvVar("MEDIASIFT_S3_SECRET_KEY")),
         "index": IndexResource(settings=shared),
         "compute": ComputeResource(settings=shared),
     }

@@ -79,8 +79,9 @@ def objects_show(uri: Annotated[str, typer.Argument(help="s3://BUCKET/KEY")], as
         for name in ("bucket", "key", "etag", "version_id", "object_id", "partition_key", "state", "attempts",
                      "size", "content_type", "sha256", "last_error"):
             value = facts[name]
+            label = "reason" if name == "last_error" else name
             if name == "state" and facts["in_dlq"]:
                 value = f"{value} (in DLQ)"
-            table.add_row(name, "-" if value is None else str(value))
+            table.add_row(label, "-" if value is None else str(value))
         table.add_row("layers", ", ".join(f"{layer} {n}" for layer, n in facts["layers"].items()))
         console.print(table)

@@ -23,13 +23,16 @@ from abc import ABC, abstractmethod
 from collections import defaultdict, deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mediasift.config import Settings
 from mediasift.errors import VersionChanged
-from mediasift.extraction.extract import Extraction, extract
 from mediasift.identity import ObjectVersion
 from mediasift.local.processes import alive
 from mediasift.store.s3 import ObjectStore
+
+if TYPE_CHECKING:
+    from mediasift.extraction.extract import Extraction
 
 # Read by Ray when it is imported: loopback listeners only, and token auth (Ray's own default for new local
 # clusters; RAY_AUTH_MODE=disabled joins a cluster that runs without it).
@@ -43,7 +46,9 @@ RAY_NAMESPACE = "mediasift"
 
 
 class Worker:
-    """Extraction in one process: its models load once, on first use, and serve every job after."""
+    """Extraction in one process: its models load once, on first use, and serve every job after. The
+    decoding and model libraries are imported on the first job too, so a process that only hands work to
+    Ray actors never imports them."""
 
     def __init__(self, settings: Settings):
         """`settings` carry the model and S3 settings (secrets travel to workers, never into logs)."""
@@ -58,6 +63,8 @@ class Worker:
 
     def _one(self, version: ObjectVersion) -> Extraction:
         """The object is spooled to a directory of its own that goes with the job, finished or not."""
+        from mediasift.extraction.extract import Extraction, extract
+
         with tempfile.TemporaryDirectory(prefix=f"{SPOOL_PREFIX}{os.getpid()}-") as spool:
             path = Path(spool) / "object.bin"
             try:

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+if TYPE_CHECKING:
+    import polars as pl
 
 
 class FeatureTables:
@@ -41,6 +44,8 @@ class FeatureTables:
         folder = self.root / layer
         found = sorted(folder.rglob("*.parquet")) if folder.exists() else []
         files = [f for f in found if pq.read_metadata(f).num_rows]
+        import polars as pl  # only readers need it; every ingest run imports this module to write
+
         return pl.scan_parquet(files, hive_partitioning=False) if files else None
 
     def read(self, layer: str) -> pa.Table | None:

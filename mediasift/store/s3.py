@@ -59,15 +59,8 @@ class ObjectStore:
                 f"no S3 endpoint: the embedded stack under {settings.home} is not running (start it with "
                 "`mediasift up`), and MEDIASIFT_S3_ENDPOINT_URL is not set (AWS S3: "
                 f"https://s3.{settings.s3_region}.amazonaws.com, Tigris: https://t3.storage.dev)")
-        return cls(boto3.client(
-            "s3",
-            endpoint_url=settings.s3_endpoint_url,
-            aws_access_key_id=secret(settings.s3_access_key),
-            aws_secret_access_key=secret(settings.s3_secret_key),
-            region_name=settings.s3_region,
-            config=Config(retries={"mode": RETRY_MODE, "max_attempts": MAX_ATTEMPTS},
-                          s3={"addressing_style": "path"}, signature_version="s3v4"),
-        ))
+        return cls(s3_client(settings.s3_endpoint_url, settings.s3_region, secret(settings.s3_access_key),
+                             secret(settings.s3_secret_key)))
 
     def ensure_bucket(self, bucket: str) -> None:
         try:
@@ -124,6 +117,16 @@ class ObjectStore:
         if head is None:
             raise ObjectReadError(f"s3://{bucket}/{key} vanished right after upload")
         return head.etag
+
+
+def s3_client(endpoint_url: str, region: str, access_key: str | None, secret_key: str | None):
+    """Every mediasift S3 client, the Dagster side's included: path-style addressing (SeaweedFS, MinIO and
+    Tigris all accept it) and botocore's adaptive retries, which back off on 429/503 SlowDown."""
+    return boto3.client(
+        "s3", endpoint_url=endpoint_url, region_name=region, aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        config=Config(retries={"mode": RETRY_MODE, "max_attempts": MAX_ATTEMPTS}, s3={"addressing_style": "path"},
+                      signature_version="s3v4"))
 
 
 def _digest_stream(stream: BinaryIO, sink: BinaryIO) -> Fetched:
