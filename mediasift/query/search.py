@@ -2,9 +2,11 @@
 
 Each text layer's table answers one LanceDB hybrid query (its vector and BM25 lists fused by LanceDB's
 RRF reranker); the layers' lists are then fused here, with the same formula, into one ranking. Each hit
-is a place inside an object: its lineage plus `t_start/t_end` or `page`. The visual layer's vectors are
+is a place inside an object: its lineage plus `t_start/t_end` or `page`. The visual layer's own vectors are
 image features, not text, so its rows (an image, a shot, a page) are found by their words: the ImageNet
-tags the visual model gave them and their on-screen text.
+tags the visual model gave them and their on-screen text. When CLIP is configured, they are found by
+meaning too: the query's CLIP text vector against the rows' CLIP image vectors, fused with that BM25 as
+the text layers' searches are. A hit's `extractor` names the models its row came from.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from mediasift.extraction.layers.rows import LAYERS
-from mediasift.store.lance import LanceIndex, sql_quote
+from mediasift.store.lance import LanceIndex, clip_mismatch, sql_quote, vector_dim
+from mediasift.store.records import CLIP_COLUMN
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +95,20 @@ class Searcher:
             for layer in text_layers:
                 ranked.append(hybrid_search(self.index.table(layer), vector, query, where, depth, self.index.tuning))
         if "visual" in filters.layers and self.index.table("visual"):
-            ranked.append(text_search(self.index.table("visual"), query, where, depth))
+            ranked.append(self._visual(self.index.table("visual"), query, where, depth))
         return [_hit(row, score) for row, score in fuse(ranked)[:k]]
+
+    def _visual(self, table, query: str, where: str | None, depth: int) -> list[dict]:
+        """Tags and on-screen text by BM25; with CLIP, fused with the query's CLIP text vector against the
+        rows' CLIP image vectors. An index made with another CLIP, or none, is refused with what to change."""
+        clip = self.models.visual_clip
+        if clip is None:
+            return text_search(table, query, where, depth)
+        held = vector_dim(table.schema, CLIP_COLUMN)
+        if held != clip.dim:
+            raise ValueError(clip_mismatch("visual", held, clip.dim, f"queries by {clip.extractor}"))
+        vector = clip.embed_texts([query])[0]
+        return hybrid_search(table, vector, query, where, depth, self.index.tuning, column=CLIP_COLUMN)
 
     def search_grouped(self, query: str, k: int = 10, filters: Filters | None = None) -> list[ObjectHits]:
         groups: dict[str, ObjectHits] = {}
@@ -123,17 +138,19 @@ def fuse(rankings: list[list[dict]]) -> list[tuple[dict, float]]:
     return [(rows[i], scores[i]) for i in order]
 
 
-def vector_search(table, vector, where: str | None, limit: int, tuning) -> list[dict]:
-    query = table.search(vector).distance_type("cosine").limit(limit).nprobes(tuning.nprobes)
-    query = query.refine_factor(tuning.refine_factor)
+def vector_search(table, vector, where: str | None, limit: int, tuning, column: str = "vector") -> list[dict]:
+    query = table.search(vector, vector_column_name=column).distance_type("cosine").limit(limit)
+    query = query.nprobes(tuning.nprobes).refine_factor(tuning.refine_factor)
     if where:
         query = query.where(where, prefilter=True)
     return query.select([*COLUMNS, "_distance"]).to_list()
 
 
-def hybrid_search(table, vector, text: str, where: str | None, limit: int, tuning) -> list[dict]:
-    """One table's rows ranked by LanceDB's hybrid query: the tuned vector search and a BM25 search, each
-    `limit` deep and filtered before ranking, fused by its RRF reranker (k=60) into `_relevance_score`.
+def hybrid_search(table, vector, text: str, where: str | None, limit: int, tuning,
+                  column: str = "vector") -> list[dict]:
+    """One table's rows ranked by LanceDB's hybrid query: the tuned vector search (over `column`) and a BM25
+    search, each `limit` deep and filtered before ranking, fused by its RRF reranker (k=60) into
+    `_relevance_score`.
 
     A text without terms the full-text parser accepts (an empty query; a quoted phrase, which the
     position-less FTS index cannot answer) leaves the vector search alone, ranked as `fuse` ranks plain
@@ -141,8 +158,8 @@ def hybrid_search(table, vector, text: str, where: str | None, limit: int, tunin
     sub-queries without their score columns, and Lance then logs a deprecation warning for each."""
     from lancedb.rerankers import RRFReranker
 
-    query = (table.search(query_type="hybrid").vector(vector).text(text).distance_type("cosine")
-             .nprobes(tuning.nprobes).refine_factor(tuning.refine_factor).limit(limit)
+    query = (table.search(query_type="hybrid", vector_column_name=column).vector(vector).text(text)
+             .distance_type("cosine").nprobes(tuning.nprobes).refine_factor(tuning.refine_factor).limit(limit)
              .rerank(RRFReranker(K=RRF_K)))
     if where:
         query = query.where(where, prefilter=True)
@@ -150,13 +167,13 @@ def hybrid_search(table, vector, text: str, where: str | None, limit: int, tunin
         results = query.to_arrow()
     except ValueError as error:
         log.debug("search.full_text_skipped table=%s query=%r reason=%s", table.name, text, error)
-        return vector_search(table, vector, where, limit, tuning)
+        return vector_search(table, vector, where, limit, tuning, column)
     return results.select([*COLUMNS, RELEVANCE]).to_pylist()
 
 
 def text_search(table, text: str, where: str | None, limit: int) -> list[dict]:
-    """BM25 alone: the visual layer's vectors are image features, so its rows are found by their words
-    (tags and on-screen text). A text the full-text parser rejects finds nothing here."""
+    """BM25 alone: without CLIP the visual layer's vectors are image features, so its rows are found by their
+    words (tags and on-screen text). A text the full-text parser rejects finds nothing here."""
     query = table.search(text, query_type="fts").limit(limit)
     if where:
         query = query.where(where, prefilter=True)

@@ -2,9 +2,11 @@
 
 Re-running a version deletes its rows and adds the new ones, so it replaces and never duplicates; a
 deleted or superseded version's rows are deleted the same way. Text tables carry a full-text index;
-every table gets an ANN vector index once it is big enough for one to pay off. LanceDB's default
-IVF-PQ search settings give poor recall, so queries set `nprobes` and `refine_factor` (see
-`VectorTuning`, checked against a flat scan in the tests and in bench/search.py).
+every vector column (`vector`, and the visual table's `clip_vector` when it was made with CLIP) gets an ANN
+index once the table is big enough for one to pay off. A table keeps the vector columns it was made with:
+rows of other models (another size; CLIP vectors, or none) are refused, naming the settings to change.
+LanceDB's default IVF-PQ search settings give poor recall, so queries set `nprobes` and `refine_factor`
+(see `VectorTuning`, checked against a flat scan in the tests and in bench/search.py).
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from functools import cached_property
 
 import pyarrow as pa
 
-from mediasift.store.records import schema
+from mediasift.store.records import CLIP_COLUMN
+
+VECTOR_COLUMNS = ("vector", CLIP_COLUMN)
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,7 @@ class IndexHealth:
     rows_without_lineage: int
     dim: int | None
     rows_of_removed_versions: int
+    clip_dim: int | None = None
 
 
 class LanceIndex:
@@ -65,17 +70,14 @@ class LanceIndex:
         except (FileNotFoundError, ValueError):
             return None
 
-    def _table_for(self, layer: str, dim: int):
+    def _table_for(self, layer: str, rows: pa.Schema):
         table = self.table(layer)
         if table is None:
-            table = self.db.create_table(layer, schema=schema(dim), exist_ok=True)
+            table = self.db.create_table(layer, schema=rows, exist_ok=True)
             from lancedb.index import FTS
 
             table.create_index("text", config=FTS(with_position=False), replace=True)
-        existing = table.schema.field("vector").type.list_size
-        if existing != dim:
-            raise ValueError(f"LanceDB table {layer!r} holds {existing}-d vectors, these rows are {dim}-d: "
-                             f"a different model was configured; index into a fresh MEDIASIFT_LANCE_URI")
+        check_same_vectors(layer, table.schema, rows)
         return table
 
     def replace_versions(self, layer: str, version_hashes: list[str], tables: list[pa.Table]) -> None:
@@ -90,7 +92,7 @@ class LanceIndex:
                 if table is not None:
                     table.delete(predicate)
                 return
-            table = self._table_for(layer, tables[0].schema.field("vector").type.list_size)
+            table = self._table_for(layer, tables[0].schema)
             table.delete(predicate)
             table.add(pa.concat_tables(tables))
 
@@ -119,29 +121,61 @@ class LanceIndex:
         lineage_missing = " OR ".join(f"{c} IS NULL" for c in LINEAGE_COLUMNS)
         return IndexHealth(
             rows_without_lineage=table.count_rows(f"{versions_predicate(version_hashes)} AND ({lineage_missing})"),
-            dim=table.schema.field("vector").type.list_size,
+            dim=vector_dim(table.schema, "vector"),
             rows_of_removed_versions=table.count_rows(versions_predicate(removed)) if removed else 0,
+            clip_dim=vector_dim(table.schema, CLIP_COLUMN),
         )
 
     def ensure_vector_index(self, layer: str, force: bool = False) -> bool:
-        """Build the tuned ANN index once a table is big enough (rebuild it when forced). Until then
-        search scans exactly; rows added after the build are scanned exactly too and merged with the
-        indexed results. Returns whether an index was built."""
+        """Build the tuned ANN index of each vector column once a table is big enough (rebuild them when
+        forced). Until then search scans exactly; rows added after the build are scanned exactly too and
+        merged with the indexed results. Returns whether an index was built."""
         table = self.table(layer)
         if table is None:
             return False
         rows = table.count_rows()
-        has_vector_index = any(ix.columns == ["vector"] for ix in table.list_indices())
-        if not force and (has_vector_index or rows < self.tuning.min_rows_for_index):
+        if not force and rows < self.tuning.min_rows_for_index:
             return False
+        indexed = [ix.columns for ix in table.list_indices()]
+        columns = [c for c in VECTOR_COLUMNS if vector_dim(table.schema, c) and (force or [c] not in indexed)]
+        for column in columns:
+            self._build_vector_index(table, column, rows)
+        if columns:
+            table.optimize()
+        return bool(columns)
+
+    def _build_vector_index(self, table, column: str, rows: int) -> None:
         from lancedb.index import IvfPq
 
-        dim = table.schema.field("vector").type.list_size
-        table.create_index("vector", config=IvfPq(
+        table.create_index(column, config=IvfPq(
             distance_type="cosine", num_partitions=self.tuning.partitions(rows),
-            num_sub_vectors=max(1, dim // self.tuning.sub_vector_dims)), replace=True)
-        table.optimize()
-        return True
+            num_sub_vectors=max(1, vector_dim(table.schema, column) // self.tuning.sub_vector_dims)), replace=True)
+
+
+def vector_dim(schema: pa.Schema, column: str) -> int | None:
+    """The size of a vector column; None when the table has no such column."""
+    index = schema.get_field_index(column)
+    return None if index < 0 else schema.field(index).type.list_size
+
+
+def check_same_vectors(layer: str, held: pa.Schema, rows: pa.Schema) -> None:
+    """Raises ValueError when `rows` come from other models than the table `layer` was made with."""
+    have, got = vector_dim(held, "vector"), vector_dim(rows, "vector")
+    if have != got:
+        raise ValueError(f"LanceDB table {layer!r} holds {have}-d vectors, these rows are {got}-d: "
+                         f"a different model was configured; index into a fresh MEDIASIFT_LANCE_URI")
+    have, got = vector_dim(held, CLIP_COLUMN), vector_dim(rows, CLIP_COLUMN)
+    if have != got:
+        raise ValueError(clip_mismatch(layer, have, got, "these rows"))
+
+
+def clip_mismatch(layer: str, have: int | None, got: int | None, other: str) -> str:
+    """What to do when the table's CLIP vectors (`have`-d, None: none) are not those of `other` (`got`-d)."""
+    held = "was made without CLIP vectors" if have is None else f"holds {have}-d CLIP vectors"
+    theirs = f"{other} have none" if got is None else f"{other} are {got}-d CLIP vectors"
+    return (f"LanceDB table {layer!r} {held} and {theirs}: the CLIP settings (MEDIASIFT_CLIP_MODEL, "
+            "MEDIASIFT_CLIP_PRETRAINED, MEDIASIFT_CLIP_CHECKPOINT) differ from those it was made with; set them "
+            "back, or index into a fresh MEDIASIFT_LANCE_URI")
 
 
 def versions_predicate(version_hashes: list[str]) -> str:

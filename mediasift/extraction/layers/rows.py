@@ -21,5 +21,7 @@ class Row:
     label: str | None = None
     extra: dict = field(default_factory=dict)
     vector: np.ndarray | None = None
+    clip_vector: np.ndarray | None = None
+    """A visual row's CLIP image vector, when CLIP is configured: what text→image search compares queries to."""
     indexed: bool = True
     """False for rows kept only in the feature table (words), not in the search index."""

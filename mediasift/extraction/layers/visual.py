@@ -1,12 +1,14 @@
 """Visual: what each image, shot keyframe and PDF page image shows. One row per picture, carrying the
 trained feature vector (EfficientNet-Lite0, 1280-d: what duplicates, clusters and anomaly scores use)
-and its top ImageNet classes, as `tags` and as searchable words."""
+and its top ImageNet classes, as `tags` and as searchable words; and, when CLIP weights are configured, a
+CLIP image vector (`clip_vector`: what text→image search compares a query's CLIP text vector to)."""
 
 from __future__ import annotations
 
 from PIL import Image
 
 from mediasift.extraction.layers.rows import Row
+from mediasift.extraction.models.clip import Clip
 from mediasift.extraction.models.imagenet import NAME, Tag
 
 EXTRACTOR = NAME
@@ -16,15 +18,23 @@ OBJECT_MIN_SCORE = 0.3
 """A tag this sure also becomes an OBJECT entity."""
 
 
-def visual_rows(images: list[Image.Image], template: list[Row], model) -> list[Row]:
-    """See `images` in one batch; `template[i]` carries where image i sits (time or page) and its
-    on-screen text (kept as `ocr_text`), to which the tag words are prepended."""
-    for row, seen in zip(template, model.see(images), strict=True):
+def visual_rows(images: list[Image.Image], template: list[Row], model, clip: Clip | None = None) -> list[Row]:
+    """See `images` in one batch (with `clip` too, when given); `template[i]` carries where image i sits
+    (time or page) and its on-screen text (kept as `ocr_text`), to which the tag words are prepended."""
+    clip_vectors = list(clip.embed_images(images)) if clip is not None else [None] * len(images)
+    for row, seen, clip_vector in zip(template, model.see(images), clip_vectors, strict=True):
         row.vector = seen.vector
+        row.clip_vector = clip_vector
         row.extra["tags"] = [{"label": t.label, "score": t.score} for t in seen.tags]
         row.extra["ocr_text"] = row.text
         row.text = " ".join(part for part in (tag_words(seen.tags), row.text) if part)
     return template
+
+
+def extractor(clip_name: str | None = None) -> str:
+    """The visual rows' extractor: the tagger, and the CLIP that made their `clip_vector` when there is one
+    (`efficientnet-lite0@imagenet+clip:ViT-B-32@laion2b_s34b_b79k`)."""
+    return EXTRACTOR if clip_name is None else f"{EXTRACTOR}+clip:{clip_name}"
 
 
 def tag_words(tags: list[Tag]) -> str:

@@ -74,6 +74,15 @@ class Models:
         s = self.settings
         return self._load("clip", lambda: load_clip(s.clip_model, s.clip_pretrained, s.clip_checkpoint, s.device))
 
+    @property
+    def visual_clip(self):
+        """The CLIP that visual rows and text→image search use: only one whose weights are configured (so
+        the pipeline never makes random CLIP vectors by default); None otherwise."""
+        from mediasift.extraction.models.clip import configured_name
+
+        s = self.settings
+        return self.clip if configured_name(s.clip_model, s.clip_pretrained, s.clip_checkpoint) else None
+
 
 def models_for(settings: Settings) -> Models:
     """The process-wide Models for these model settings (so every run in a worker shares them)."""
