@@ -2,7 +2,9 @@ import dagster as dg
 
 from assets.source import SOURCE
 from dagster_project.partitions import object_versions
+from mediasift.config import Settings
 from mediasift.extraction.layers.rows import LAYERS
+from mediasift.extraction.models.clip import configured_name, embed_dim
 from mediasift.extraction.models.imagenet import DIM as VISUAL_DIM
 from mediasift.extraction.models.text import DIM as TEXT_DIM
 from mediasift.run.versions import VersionResult
@@ -12,7 +14,8 @@ DESCRIPTIONS = {
     "transcript": "Speech as segments and words with t_start/t_end (faster-whisper), from audio and video.",
     "scenes": "Video shots: boundaries, a keyframe, on-screen text (OCR) and a description per shot.",
     "visual": "What each image, shot keyframe and PDF page shows: a trained 1280-d feature "
-              "(EfficientNet-Lite0, ImageNet) and its top-5 ImageNet tags, searchable as words.",
+              "(EfficientNet-Lite0, ImageNet) and its top-5 ImageNet tags, searchable as words; with CLIP "
+              "configured also a CLIP vector, which serves text→image search.",
     "pages": "PDF text per page; scanned pages (no text layer) are OCR'd.",
     "entities": "Named entities (spaCy) in speech, pages and on-screen text, with where they occur; faces.",
 }
@@ -53,20 +56,24 @@ def _metadata(result: VersionResult, layer: str) -> dict:
     return metadata
 
 
-def layer_checks(stores: RowStores, results: list[VersionResult]):
-    """What the index holds for this run's versions: lineage on every row, the model's vector size, and
-    nothing left of removed versions."""
+def layer_checks(stores: RowStores, results: list[VersionResult], settings: Settings):
+    """What the index holds for this run's versions: lineage on every row, the models' vector sizes (the
+    CLIP column only where CLIP is configured), and nothing left of removed versions."""
     hashes = [r.version.version_hash for r in results]
     removed = [r.version.version_hash for r in results if r.removed]
+    clip = configured_name(settings.clip_model, settings.clip_pretrained, settings.clip_checkpoint)
+    expected_clip = embed_dim(settings.clip_model) if clip else None
     for layer in LAYERS:
         health = stores.index.health(layer, hashes, removed)
         expected = VISUAL_DIM if layer == "visual" else TEXT_DIM
+        clip_ok = layer != "visual" or health.dim is None or health.clip_dim == expected_clip
         yield dg.AssetCheckResult(asset_key=layer_key(layer), check_name="rows_have_lineage",
                                   passed=health.rows_without_lineage == 0,
                                   metadata={"rows_without_lineage": health.rows_without_lineage})
         yield dg.AssetCheckResult(asset_key=layer_key(layer), check_name="vector_dimensions",
-                                  passed=health.dim in (None, expected),
-                                  metadata={"dim": health.dim or 0, "expected": expected})
+                                  passed=health.dim in (None, expected) and clip_ok,
+                                  metadata={"dim": health.dim or 0, "expected": expected,
+                                            "clip_dim": health.clip_dim or 0, "expected_clip": expected_clip or 0})
         yield dg.AssetCheckResult(asset_key=layer_key(layer), check_name="no_rows_for_removed_versions",
                                   passed=health.rows_of_removed_versions == 0,
                                   metadata={"rows": health.rows_of_removed_versions})

@@ -43,7 +43,7 @@ def build_object_version(retry_policy: dg.RetryPolicy) -> dg.AssetsDefinition:
                 context.log_event(source_materialization(result))
                 for materialization in layer_materializations(result):
                     context.log_event(materialization)
-        yield from layer_checks(stores, results)
+        yield from layer_checks(stores, results, config)
         failed = [r for r in results if r.failed]
         if failed:
             raise dg.Failure(

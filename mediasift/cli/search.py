@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 def search(
     query: Annotated[str, typer.Argument(help="What to look for, in words.")],
     layer: Annotated[list[str] | None, typer.Option("--layer", "-l", help=f"Only these layers ({', '.join(LAYERS)}); "
-                                                    "visual rows are found by their tags and on-screen text.")] = None,
+                                                    "visual rows are found by their tags and on-screen text, "
+                                                    "and by CLIP when configured.")] = None,
     modality: Annotated[str | None, typer.Option(help="video, audio, image or pdf.")] = None,
     prefix: Annotated[str | None, typer.Option(help="Only keys starting with this.")] = None,
     k: Annotated[int, typer.Option("-k", help="Number of hits.")] = 10,

@@ -16,7 +16,9 @@ from mediasift.cli.app import (
     load_settings,
     objects_app,
 )
-from mediasift.extraction.models.imagenet import NAME as VISUAL_MODEL
+from mediasift.config import Settings
+from mediasift.extraction.layers import visual
+from mediasift.extraction.models.clip import UNTRAINED, configured_name
 from mediasift.identity import parse_s3_uri
 from mediasift.inbox import Inbox, State
 from mediasift.query.lineage import layer_counts, version_json
@@ -34,7 +36,7 @@ def status(as_json: JsonOption = False) -> None:
         **inbox.counts(),
         "inbox_depth": inbox.depth(),
         "last_event_seq": inbox.last_seq(),
-        "visual": {"model": VISUAL_MODEL, "weights": settings.visual_weights or "packaged", "trained": True},
+        "visual": visual_model(settings),
         "endpoints": {
             "s3": settings.s3_endpoint_url,
             "bucket": settings.bucket,
@@ -53,9 +55,18 @@ def status(as_json: JsonOption = False) -> None:
     console.print(table)
     console.print(f"embedded stack: {report['stack']}")
     console.print(f"inbox depth {report['inbox_depth']}, last event seq {report['last_event_seq']}")
-    console.print(f"visual model: {VISUAL_MODEL} ({report['visual']['weights']} weights)")
+    shown = report["visual"]
+    console.print(f"visual model: {shown['model']} ({shown['weights']} weights"
+                  f"{'' if shown['trained'] else ', CLIP untrained'})")
     for name, value in report["endpoints"].items():
         console.print(f"{name:>9}: {value or '-'}")
+
+
+def visual_model(settings: Settings) -> dict:
+    """The visual layer's extractor as rows name it; `trained` is false only for a random CLIP asked for."""
+    clip = configured_name(settings.clip_model, settings.clip_pretrained, settings.clip_checkpoint)
+    return {"model": visual.extractor(clip), "clip": clip, "weights": settings.visual_weights or "packaged",
+            "trained": bool(settings.clip_checkpoint) or settings.clip_pretrained != UNTRAINED}
 
 
 @objects_app.command("show")

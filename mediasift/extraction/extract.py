@@ -157,14 +157,15 @@ def _flush_visual(pending: list[_Picture], result: Extraction, models: Models) -
     if not pending:
         return
     with _Timer(result, "visual"):
-        rows = visual.visual_rows([p.image for p in pending], [p.row for p in pending], models.imagenet)
+        clip = models.visual_clip
+        rows = visual.visual_rows([p.image for p in pending], [p.row for p in pending], models.imagenet, clip)
     result.add(rows)
     for picture in pending:
         seen = visual.strong_labels(picture.row)
         if picture.shot is not None:
             result.add([scenes.scene_row(picture.shot, picture.on_screen, picture.faces, seen)])
         result.add([entities.object_row(picture.row, label) for label in seen])
-    result.extractors["visual"] = visual.EXTRACTOR
+    result.extractors["visual"] = visual.extractor(clip.name if clip else None)
     pending.clear()
 
 

@@ -40,13 +40,17 @@ class FeatureTables:
 
     def scan(self, layer: str) -> pl.LazyFrame | None:
         """Every version's rows of `layer`, lazily, for batch views and notebooks (None when there are none).
-        Files of versions with no rows in the layer are left out: their vector size is only a placeholder."""
+        Files of versions with no rows in the layer are left out: their vector size is only a placeholder.
+        Files written before CLIP was configured lack `clip_vector`; it reads as null there."""
         folder = self.root / layer
         found = sorted(folder.rglob("*.parquet")) if folder.exists() else []
         files = [f for f in found if pq.read_metadata(f).num_rows]
+        if not files:
+            return None
         import polars as pl  # only readers need it; every ingest run imports this module to write
 
-        return pl.scan_parquet(files, hive_partitioning=False) if files else None
+        widest = pl.from_arrow(pa.unify_schemas([pq.read_schema(f) for f in files]).empty_table()).schema
+        return pl.scan_parquet(files, hive_partitioning=False, schema=widest, missing_columns="insert")
 
     def read(self, layer: str) -> pa.Table | None:
         frame = self.scan(layer)

@@ -17,15 +17,18 @@ from PIL import Image, ImageDraw
 
 from mediasift.config import Settings
 from mediasift.errors import ModelLoadError
+from mediasift.extraction.extract import extract
 from mediasift.extraction.layers import visual
 from mediasift.extraction.layers.rows import Row
 from mediasift.extraction.models import Models
 from mediasift.extraction.models.imagenet import DIM as VISUAL_DIM
 from mediasift.identity import ObjectVersion
+from mediasift.local.samples import photo
 from mediasift.query.search import Filters, Searcher
 from mediasift.store.lance import LanceIndex
 from mediasift.store.parquet import FeatureTables
 from mediasift.store.records import CLIP_COLUMN, to_arrow
+from mediasift.store.s3 import Fetched
 
 ARCH = "ViT-S-32-alt"
 CLIP_DIM = 256
@@ -171,3 +174,16 @@ def test_a_checkpoint_that_cannot_load_fails_naming_the_setting(reference, wrong
 def test_a_pretrained_tag_that_cannot_load_fails_naming_the_setting():
     with pytest.raises(ModelLoadError, match="MEDIASIFT_CLIP_PRETRAINED=no-such-tag"):
         assert Models(settings(clip_pretrained="no-such-tag")).visual_clip is None
+
+
+def test_extraction_gives_every_picture_of_an_object_its_clip_vector_and_names_the_clip(models, tmp_path):
+    """Through `extract`, the path every worker takes: an image's visual row carries the CLIP vector and the
+    extractor names both models."""
+    path = tmp_path / "object.bin"
+    photo("coffee").save(path, format="PNG")
+    version = ObjectVersion("media", "cafe/espresso.png", '"E1"')
+    result = extract(path, version, Fetched(path.stat().st_size, "0" * 64, "image/png"), models)
+    (row,) = result.rows["visual"]
+    assert row.clip_vector is not None and len(row.clip_vector) == CLIP_DIM
+    assert row.vector is not None and len(row.vector) == VISUAL_DIM
+    assert result.extractors["visual"] == f"{visual.EXTRACTOR}+clip:{ARCH}@{CHECKPOINT}"

@@ -15,7 +15,9 @@ def test_status_json_has_the_counts_depth_endpoints_and_the_visual_model(tmp_pat
     report = json.loads(result.output)
     for name in ("pending", "running", "done", "failed", "dlq", "superseded", "deleted", "inbox_depth"):
         assert report[name] == 0
-    assert report["visual"] == {"model": "efficientnet-lite0@imagenet", "weights": "packaged", "trained": True}
+    assert report["visual"] == {"model": "efficientnet-lite0@imagenet", "clip": None, "weights": "packaged",
+                                "trained": True}
+    assert report["stack"] == "down"
     assert report["endpoints"]["inbox"].startswith("sqlite:///")
 
 
