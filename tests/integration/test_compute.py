@@ -149,7 +149,8 @@ def test_worker_killed_mid_batch_is_retried_without_duplicate_rows(stack, jobs, 
     inbox, stores, hashes = notified(jobs, tmp_path)
     compute = RayCompute(stack.settings, address=None, actors=1, batch_size=len(hashes))
     (before,) = compute.pids()
-    killer = threading.Thread(target=_kill_when_busy, args=(before,))
+    held: list[str] = []
+    killer = threading.Thread(target=_kill_when_busy, args=(before, held))
     killer.start()
     try:
         outcomes = list(run_all(stack, inbox, stores, compute, hashes))
@@ -157,7 +158,8 @@ def test_worker_killed_mid_batch_is_retried_without_duplicate_rows(stack, jobs, 
         (after,) = compute.pids()
     finally:
         compute.close()
-    assert after != before, "the worker was not killed during the batch"
+    assert held, "the worker was not killed while it held an object"
+    assert after != before, "no new worker took over the batch"
     assert list(Path(tempfile.gettempdir()).glob(f"{SPOOL_PREFIX}{before}-*")) == [], "the killed worker's spool"
     assert [o.state for o in outcomes] == [State.DONE] * len(hashes)
     recorded = inbox.versions(hashes)
@@ -173,7 +175,13 @@ def test_worker_killed_mid_batch_is_retried_without_duplicate_rows(stack, jobs, 
             assert stores.index.count(layer, f"version_hash = '{h}'") == outcome.indexed_rows[layer]
 
 
-def _kill_when_busy(pid: int, delay: float = 3.0) -> None:
-    """Let the worker load its models and start on the batch, then kill it like an OOM killer would."""
-    time.sleep(delay)
+def _kill_when_busy(pid: int, held: list[str], timeout: float = 300.0) -> None:
+    """Kill the worker like an OOM killer would, at a moment it holds an object it has not finished: its
+    spool exists from the read until the object's layers are extracted. `held` gets that spool's name."""
+    deadline = time.monotonic() + timeout
+    while not (spools := list(Path(tempfile.gettempdir()).glob(f"{SPOOL_PREFIX}{pid}-*"))):
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.01)
     os.kill(pid, signal.SIGKILL)
+    held.extend(spool.name for spool in spools)
