@@ -3,7 +3,14 @@ applies the cross-cutting policy (retries, the extraction pool) from its setting
 
 import dagster as dg
 
+from assets.analysis import build_analysis_assets
 from assets.object_version import build_object_version
+from dagster_project.analysis import (
+    DEFAULT_ANALYSIS_CRON,
+    build_analysis_job,
+    build_analysis_schedule,
+    build_analysis_sensor,
+)
 from dagster_project.jobs import build_ingest_job
 from dagster_project.reconcile import reconcile_job
 from dagster_project.schedules import build_reconcile_schedule
@@ -21,11 +28,13 @@ def retry_policy(max_attempts: int) -> dg.RetryPolicy:
 def build_definitions(settings: Settings) -> dg.Definitions:
     object_version = build_object_version(retry_policy(settings.max_attempts))
     ingest_job = build_ingest_job(object_version)
+    analysis_job = build_analysis_job()
     return dg.Definitions(
-        assets=[object_version],
-        jobs=[ingest_job, reconcile_job],
-        sensors=[build_inbox_sensor(ingest_job, settings)],
-        schedules=[build_reconcile_schedule(settings.reconcile_cron)],
+        assets=[object_version, *build_analysis_assets(taxonomy=None)],
+        jobs=[ingest_job, reconcile_job, analysis_job],
+        sensors=[build_inbox_sensor(ingest_job, settings), build_analysis_sensor(analysis_job, settings)],
+        schedules=[build_reconcile_schedule(settings.reconcile_cron),
+                   build_analysis_schedule(analysis_job, DEFAULT_ANALYSIS_CRON)],
         resources=build_resources(settings),
     )
 

@@ -96,6 +96,16 @@ def load_objects(derived: Path, live_version_hashes: set[str] | None = None) -> 
     return pl.from_arrow(SCHEMA.empty_table()) if frame is None else current(frame, live_version_hashes)
 
 
+def table_signature(derived: Path) -> str | None:
+    """Changes whenever a row of the object table is written, replaced or removed (file count, sizes and
+    newest mtime); None while the table is empty. One stat per object version, no file is read."""
+    files = [entry.stat() for entry in (Path(derived) / OBJECTS).glob("object_id=*/*.parquet")]
+    if not files:
+        return None
+    facts = f"{len(files)}:{sum(f.st_size for f in files)}:{max(f.st_mtime_ns for f in files)}"
+    return hashlib.sha256(facts.encode()).hexdigest()[:16]
+
+
 def newest_versions(objects: pl.DataFrame) -> pl.DataFrame:
     """One row per object, its newest arrival: a key overwritten since is described as it is now."""
     return objects.unique("object_id", keep="last", maintain_order=True).sort("arrived", "bucket", "key", "etag")
