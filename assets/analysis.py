@@ -26,7 +26,8 @@ DUPLICATES = dg.AssetKey(["mediasift", "duplicates"])
 CLUSTERS = dg.AssetKey(["mediasift", "clusters"])
 ANOMALY_SCORES = dg.AssetKey(["mediasift", "anomaly_scores"])
 CLASSIFICATIONS = dg.AssetKey(["mediasift", "classifications"])
-KEYS = (DUPLICATES, CLUSTERS, ANOMALY_SCORES, CLASSIFICATIONS)
+REPLAY_CHECK = "replay_matches_arrival"
+"""The groups' replay gives every object the verdict it got at arrival."""
 
 
 class TaxonomyConfig(dg.Config):
@@ -41,7 +42,8 @@ def build_analysis_assets(taxonomy: Path | None) -> list[dg.AssetsDefinition]:
         path = Path(config.taxonomy) if config.taxonomy else taxonomy
         return path, None if path is None else load_taxonomy(path)
 
-    @dg.asset(key=DUPLICATES, deps=[SOURCE], group_name=GROUP, kinds={"parquet"})
+    @dg.asset(key=DUPLICATES, deps=[SOURCE], group_name=GROUP, kinds={"parquet"},
+              check_specs=[dg.AssetCheckSpec(REPLAY_CHECK, asset=DUPLICATES)])
     def duplicates(settings: SettingsResource) -> dg.MaterializeResult:
         """Groups of exact copies (same sha256) and near copies (visual feature and pHash, or the words'
         MinHash) with the representative each member was matched to and why. A replay of every object in
@@ -56,7 +58,11 @@ def build_analysis_assets(taxonomy: Path | None) -> list[dg.AssetsDefinition]:
             "near_groups": kinds["near"], "duplicates": sum(len(g.members) - 1 for g in view.groups),
             "differing_from_arrival": view.differing, **_rule(NearRule()), **_file(path),
             "largest_groups": dg.MetadataValue.md(_groups_table(view.groups)),
-        })
+        }, check_results=[dg.AssetCheckResult(
+            check_name=REPLAY_CHECK, passed=view.differing == 0, severity=dg.AssetCheckSeverity.WARN,
+            metadata={"differing": view.differing, "objects": len(objects)},
+            description="Verdicts differ only when runs judged at the same moment, unseen by each other; the "
+                        "replay, in inbox order, settles them.")])
 
     @dg.asset(key=ANOMALY_SCORES, deps=[SOURCE], group_name=GROUP, kinds={"parquet"})
     def anomaly_scores(settings: SettingsResource) -> dg.MaterializeResult:

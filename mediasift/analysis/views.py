@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import groupby
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -61,7 +61,6 @@ from mediasift.store.parquet import FeatureTables
 if TYPE_CHECKING:
     import polars as pl
 
-Space = Literal["visual", "text"]
 SPACES: dict[str, str] = {"visual": "visual", "text": "text_vector"}
 """Each space and the object-table column holding its object-level vector."""
 ANALYSIS = "analysis"
@@ -99,11 +98,19 @@ def load_objects(derived: Path, live_version_hashes: set[str] | None = None) -> 
 def table_signature(derived: Path) -> str | None:
     """Changes whenever a row of the object table is written, replaced or removed (file count, sizes and
     newest mtime); None while the table is empty. One stat per object version, no file is read."""
-    files = [entry.stat() for entry in (Path(derived) / OBJECTS).glob("object_id=*/*.parquet")]
+    files = [stat for path in (Path(derived) / OBJECTS).glob("object_id=*/*.parquet") if (stat := _stat(path))]
     if not files:
         return None
     facts = f"{len(files)}:{sum(f.st_size for f in files)}:{max(f.st_mtime_ns for f in files)}"
     return hashlib.sha256(facts.encode()).hexdigest()[:16]
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    """None for a file removed since it was listed (a tombstone run at that moment)."""
+    try:
+        return path.stat()
+    except FileNotFoundError:
+        return None
 
 
 def newest_versions(objects: pl.DataFrame) -> pl.DataFrame:

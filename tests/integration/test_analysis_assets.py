@@ -42,6 +42,7 @@ def materialize(settings: Settings, taxonomy: str, instance: dg.DagsterInstance)
                             resources={"settings": SettingsResource.of(settings)},
                             run_config={"ops": {"mediasift__classifications": config, "mediasift__clusters": config}})
     assert result.success
+    assert [c.passed for c in result.get_asset_check_evaluations()] == [True]
     found = [e.step_materialization_data.materialization for e in result.get_asset_materialization_events()]
     return {m.asset_key: m.metadata for m in found}
 
