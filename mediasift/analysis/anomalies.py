@@ -68,18 +68,23 @@ class AnomalyReference:
         """Where `ref` is in the reference, or -1; its own row is left out of its neighbours."""
         return self._position.get(ref, -1)
 
-    def distances(self, vectors: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
-        """Mean cosine distance of each vector to its k nearest reference rows, skipping row exclude[i]."""
+    def neighbours(self, vectors: np.ndarray, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(cosines, reference rows) of each vector's k nearest reference rows, nearest first, skipping row
+        exclude[i] for vector i."""
         vectors = np.asarray(vectors, dtype=np.float32).reshape(len(vectors), -1)
         exclude = np.full(len(vectors), -1) if exclude is None else np.asarray(exclude)
-        out = np.empty(len(vectors))
+        cosines, rows = np.empty((len(vectors), self.k), np.float32), np.empty((len(vectors), self.k), np.int64)
         for lo in range(0, len(vectors), QUERY_BLOCK):
             hi = lo + QUERY_BLOCK
             scores, ids = self._index.search(vectors[lo:hi], self.k + 1)
-            scores = np.where(ids == exclude[lo:hi, None], -np.inf, scores)
-            nearest = -np.sort(-scores, axis=1)[:, : self.k]
-            out[lo:hi] = np.maximum(0.0, 1.0 - nearest.astype(np.float64)).mean(1)
-        return out
+            keep = np.argsort(ids == exclude[lo:hi, None], axis=1, kind="stable")[:, : self.k]
+            cosines[lo:hi], rows[lo:hi] = np.take_along_axis(scores, keep, 1), np.take_along_axis(ids, keep, 1)
+        return cosines, rows
+
+    def distances(self, vectors: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
+        """Mean cosine distance of each vector to its k nearest reference rows, skipping row exclude[i]."""
+        cosines, _ = self.neighbours(vectors, exclude)
+        return np.maximum(0.0, 1.0 - cosines.astype(np.float64)).mean(1)
 
     def percentile(self, distances: np.ndarray) -> np.ndarray:
         return np.searchsorted(self._sorted, distances, side="left") / len(self._sorted)

@@ -5,9 +5,13 @@ seen before it, and a batch replay that gives the same verdicts.
 - Near, pictures (images, keyframes, page images): the object's trained visual feature and pHash against
   each representative. It matches when cosine ≥ 0.93, or when the pHashes are within Hamming distance 2
   and cosine ≥ 0.75 (the pHash rescues small and heavily recompressed copies, whose features move the
-  most; the cosine floor stops flat or dark frames, whose pHashes all collide, from matching). Chosen on
-  the transform ladder of tests/unit/test_duplicates.py as the rule of highest recall at near-duplicate
-  precision ≥ 0.95 with some margin: a lower cosine merges two patches of one brick wall or two digits.
+  most; the cosine floor keeps apart flat frames, whose pHashes all collide: a red and a blue one are at
+  cosine 0.55, though black, white and dark grey ones, at 0.88-0.96, still merge). Chosen on the transform
+  ladder of tests/unit/test_duplicates.py (recall 0.929 at near-duplicate precision 0.971). The rule of
+  highest recall at precision ≥ 0.95 there had cosine 0.91 (0.938 at 0.960): its one extra find per run
+  is a 70% crop, and 0.91 is where the two cameras of a stereo pair meet (0.905-0.910), so we keep the
+  margin; below 0.91 two patches of one brick wall and handwritten digits merge. Without the pHash rule,
+  JPEG q30 copies are found 62% and ×0.25 copies 25% of the time instead of always.
 - Near, text (documents, transcripts): Jaccard similarity of word 3-shingles ≥ 0.8, estimated by MinHash
   and found through LSH bands.
 
@@ -181,7 +185,11 @@ class _VisualReps:
             self.index = VectorIndex(vectors.shape[1], self.settings)
         stored = vectors.astype(self.index.settings.dtype).astype(np.float32)
         scores, ids = self.index.search(vectors, SEARCH_K)
-        return _Block(prints, vectors, stored, scores, ids, vectors @ stored.T, self.index.room())
+        close = vectors @ stored.T >= min(self.rule.cosine, self.rule.phash_cosine) - MARGIN
+        return _Block(prints, vectors, stored, scores, ids, close, np.zeros(len(prints), bool))
+
+    def room(self) -> int:
+        return self.index.room() if self.index is not None else BLOCK
 
     def reason(self, cosine: float, distance: int | None) -> str | None:
         r = self.rule
@@ -190,27 +198,36 @@ class _VisualReps:
         return f"cosine:{cosine:.2f}" if cosine >= r.cosine else None
 
     def best(self, block: _Block, row: int) -> tuple[ObjectRef, str] | None:
-        """The best representative for the block's `row`-th print: among those the index proposed, those
+        """The best representative for the block's `row`-th print, of those its search proposed, those
         within pHash distance, and those made earlier in this block."""
+        own = block.prints[row].ref.object_id
+        candidates = self._indexed(block, row) + self._made_here(block, row)
+        passing = [(cos, -i, self.reason(cos, d)) for cos, d, i in candidates
+                   if self._ref(block, i).object_id != own and self.reason(cos, d)]
+        if not passing:
+            return None
+        cos, negative_id, reason = max(passing)
+        return self._ref(block, -negative_id), reason
+
+    def _indexed(self, block: _Block, row: int) -> list[tuple[float, int | None, int]]:
+        """(float64 cosine, pHash distance, id) of the representatives from before the block that may match."""
         p = block.prints[row]
         proposed = {int(i) for s, i in zip(block.scores[row], block.ids[row], strict=True)
                     if i >= 0 and s >= self.rule.cosine - MARGIN}
         if p.phash is not None:
             proposed.update(self.phash.near(p.phash))
+        if not proposed:
+            return []
         ids = np.array(sorted(proposed), dtype=np.int64)
         cosines = self.index.vectors(ids).astype(np.float64) @ block.vectors[row].astype(np.float64)
-        candidates = [(float(cos), _distance(p.phash, self.phash.hash_of(int(i))), int(i))
-                      for cos, i in zip(cosines, ids, strict=True)]
-        for rank, earlier in enumerate(block.new):
-            if block.within[row, earlier] >= min(self.rule.cosine, self.rule.phash_cosine) - MARGIN:
-                candidates.append((_cosine(block.vectors[row], block.stored[earlier]),
-                                   _distance(p.phash, block.prints[earlier].phash), len(self.refs) + rank))
-        passing = [(cos, -i, self.reason(cos, d)) for cos, d, i in candidates
-                   if self._ref(block, i).object_id != p.ref.object_id and self.reason(cos, d)]
-        if not passing:
-            return None
-        cos, negative_id, reason = max(passing)
-        return self._ref(block, -negative_id), reason
+        return [(float(c), _distance(p.phash, self.phash.hash_of(int(i))), int(i))
+                for c, i in zip(cosines, ids, strict=True)]
+
+    def _made_here(self, block: _Block, row: int) -> list[tuple[float, int | None, int]]:
+        """The same for representatives made earlier in the block, whose ids follow the index's."""
+        p = block.prints[row]
+        return [(_cosine(block.vectors[row], block.stored[r]), _distance(p.phash, block.prints[r].phash),
+                 len(self.refs) + block.new.index(r)) for r in np.flatnonzero(block.close[row] & block.made)]
 
     def _ref(self, block: _Block, i: int) -> ObjectRef:
         return self.refs[i] if i < len(self.refs) else block.prints[block.new[i - len(self.refs)]].ref
@@ -232,11 +249,18 @@ class _Block:
     prints: Sequence[Fingerprint]
     vectors: np.ndarray
     stored: np.ndarray
+    """The vectors as the index will hold them (rounded to its dtype)."""
     scores: np.ndarray
     ids: np.ndarray
-    within: np.ndarray
-    room: int
+    close: np.ndarray
+    """close[i, j]: print j is near enough to print i to be a candidate, were it a representative."""
+    made: np.ndarray
+    """made[j]: print j became a representative in this block."""
     new: list[int] = field(default_factory=list)
+
+    def represent(self, row: int) -> None:
+        self.made[row] = True
+        self.new.append(row)
 
 
 class _TextReps:
@@ -287,7 +311,7 @@ class DuplicateIndex:
         """Verdicts for prints arriving in the order given, judged a block at a time."""
         verdicts: list[Verdict] = []
         while len(verdicts) < len(prints):
-            verdicts += self._block(prints[len(verdicts):len(verdicts) + BLOCK])
+            verdicts += self._block(prints[len(verdicts):len(verdicts) + min(BLOCK, self._visual.room())])
         return verdicts
 
     def _block(self, prints: Sequence[Fingerprint]) -> list[Verdict]:
@@ -298,7 +322,7 @@ class DuplicateIndex:
         for p in prints:
             row = next(rows) if p.visual is not None else None
             verdicts.append(self._judge(p, block, row))
-            if block is not None and len(block.new) >= block.room:
+            if block is not None and len(block.new) >= self._visual.room():
                 break
         if block is not None:
             self._visual.commit(block)
@@ -311,7 +335,7 @@ class DuplicateIndex:
         if first.object_id != p.ref.object_id:
             verdict = Verdict(first, "sha256")
         elif row is not None:
-            verdict = self._near(self._visual.best(block, row), lambda: block.new.append(row))
+            verdict = self._near(self._visual.best(block, row), lambda: block.represent(row))
         elif p.text is not None:
             verdict = self._near(self._text.best(p), lambda: self._text.add(p))
         else:

@@ -1,7 +1,7 @@
 """What the analyses compare against: which object a row is, and a growing cosine index over L2-normalised
 features (the representatives for duplicates, the reference set for anomaly scores).
 
-A brute-force scan of 1M × 1280 float32 rows costs about a second per query on two cores, so past
+A brute-force scan of 1M × 1280 float32 rows (5 GB) takes 0.5-1 s per query on two cores, so past
 `IndexSettings.ivf_from` rows the index becomes an inverted file: rows are projected on the top
 `reduced_dim` directions of their uncentred second moment, assigned to k-means lists, and a query scans
 its `nprobe` nearest lists there, then re-ranks the best `refine` candidates with the full vectors.
@@ -16,11 +16,16 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from mediasift.identity import ObjectVersion
 
 CHUNK = 65_536
 """Rows per matrix product when scanning or assigning, to bound temporaries."""
+_THREADS = ThreadpoolController()
+_ONE_BLAS_THREAD = _THREADS.wrap(limits=1, user_api="blas")
+"""Adding and searching run BLAS on one thread: the products here are small and many, and on two busy
+cores OpenBLAS's threads made a query 2x, a batch of 1000 queries 8x and a QR 17x slower."""
 
 
 @dataclass(frozen=True)
@@ -42,8 +47,9 @@ class ObjectRef:
 
 @dataclass(frozen=True)
 class IndexSettings:
-    ivf_from: int = 20_000
-    """Rows searched exactly before the inverted file is first trained (~5 ms per query at 1280-d)."""
+    ivf_from: int = 4096
+    """Rows searched exactly before the inverted file is first trained: a scan of 4,096 × 1280 float32
+    takes ~2 ms, and the scan is memory-bound (20k rows took ~10 ms here)."""
     tail: int = 1024
     reduced_dim: int = 256
     nprobe: int = 8
@@ -126,6 +132,7 @@ class VectorIndex:
             limit = min(limit, self._tail_from + self.settings.tail)
         return max(1, limit - len(self))
 
+    @_ONE_BLAS_THREAD
     def add(self, vectors: np.ndarray) -> None:
         self._full.append(np.asarray(vectors, dtype=np.float32).reshape(-1, self.dim))
         if len(self) >= self._next_build:
@@ -134,8 +141,9 @@ class VectorIndex:
             self._assign(self._tail_from, len(self))
 
     def vectors(self, ids: np.ndarray) -> np.ndarray:
-        return self._full.values[ids].astype(np.float32)
+        return self._full.values[ids].astype(np.float32, copy=False)
 
+    @_ONE_BLAS_THREAD
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(similarities, ids), each (len(queries), k), best first; padded with (-inf, -1)."""
         queries = np.asarray(queries, dtype=np.float32).reshape(-1, self.dim)
@@ -149,33 +157,47 @@ class VectorIndex:
         best = (np.full((len(queries), 0), -np.inf, np.float32), np.full((len(queries), 0), -1, np.int64))
         for lo in range(start, stop, CHUNK):
             hi = min(lo + CHUNK, stop)
-            scores = queries @ self._full.values[lo:hi].astype(np.float32).T
-            chunk_ids = np.broadcast_to(np.arange(lo, hi), scores.shape)
-            best = best_k(np.hstack([best[0], scores]), np.hstack([best[1], chunk_ids]), k)
+            scores = queries @ self._full.values[lo:hi].astype(np.float32, copy=False).T
+            found = best_k(scores, np.broadcast_to(np.arange(lo, hi), scores.shape), k)
+            best = best_k(np.hstack([best[0], found[0]]), np.hstack([best[1], found[1]]), k)
         return top_k(*best, k)
 
     def _inverted(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         s = self.settings
         reduced = queries @ self._projection
         probes = self._nearest_lists(reduced, min(s.nprobe, len(self._lists)))
-        scores = np.full((len(queries), probes.shape[1] * s.refine), -np.inf, np.float32)
+        if len(queries) == 1:
+            return self._rerank(queries, self._one_query(reduced[0], probes[0]), k)
+        scores = np.full((len(queries), probes.size // len(queries) * s.refine), -np.inf, np.float32)
         ids = np.full(scores.shape, -1, np.int64)
-        for slot in range(probes.shape[1]):
-            for number in np.unique(probes[:, slot]):
-                rows = np.flatnonzero(probes[:, slot] == number)
-                vectors, members = self._lists[number]
-                if not len(members):
-                    continue
-                candidates = np.broadcast_to(members.values, (len(rows), len(members)))
-                found = best_k(reduced[rows] @ vectors.values.T, candidates, s.refine)
-                scores[rows, slot * s.refine:(slot + 1) * s.refine] = found[0]
-                ids[rows, slot * s.refine:(slot + 1) * s.refine] = found[1]
+        asking, slot = np.divmod(np.arange(probes.size), probes.shape[1])
+        order = np.argsort(probes.ravel(), kind="stable")
+        numbers, starts = np.unique(probes.ravel()[order], return_index=True)
+        for number, pairs in zip(numbers, np.split(order, starts[1:]), strict=True):
+            vectors, members = self._lists[number]
+            if not len(members):
+                continue
+            rows = asking[pairs]
+            candidates = np.broadcast_to(members.values, (len(rows), len(members)))
+            found = best_k(reduced[rows] @ vectors.values.T, candidates, s.refine)
+            columns = slot[pairs, None] * s.refine + np.arange(s.refine)
+            scores[rows[:, None], columns], ids[rows[:, None], columns] = found
         return self._rerank(queries, best_k(scores, ids, s.refine)[1], k)
 
+    def _one_query(self, reduced: np.ndarray, probes: np.ndarray) -> np.ndarray:
+        """The batched path's candidates for a lone query (an object arriving), in a few calls instead of
+        a few per list."""
+        scores = np.concatenate([self._lists[number][0].values @ reduced for number in probes])
+        ids = np.concatenate([self._lists[number][1].values for number in probes])
+        return best_k(scores[None], ids[None], self.settings.refine)[1]
+
     def _rerank(self, queries: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Exact cosines of the candidates the reduced space proposed."""
-        full = self._full.values[np.maximum(ids, 0)].astype(np.float32)
-        exact = np.einsum("qd,qcd->qc", queries, full)
+        """Exact cosines of the candidates the reduced space proposed (a few hundred queries at a time, to
+        bound the gathered vectors)."""
+        exact = np.empty(ids.shape, np.float32)
+        for lo in range(0, len(queries), 256):
+            full = self._full.values[np.maximum(ids[lo:lo + 256], 0)].astype(np.float32, copy=False)
+            exact[lo:lo + 256] = np.einsum("qd,qcd->qc", queries[lo:lo + 256], full)
         return top_k(np.where(ids >= 0, exact, -np.inf), ids, k)
 
     def _nearest_lists(self, reduced: np.ndarray, count: int) -> np.ndarray:
@@ -185,8 +207,9 @@ class VectorIndex:
         """Train the projection and the lists on a sample of every row so far, then re-list all rows."""
         s, n = self.settings, len(self)
         rng = np.random.default_rng(s.seed)
-        sample = self._full.values[np.sort(rng.choice(n, min(n, s.sample), replace=False))].astype(np.float32)
-        self._projection = _principal_directions(sample, s.reduced_dim)
+        rows = np.sort(rng.choice(n, min(n, s.sample), replace=False))
+        sample = self._full.values[rows].astype(np.float32, copy=False)
+        self._projection = _principal_directions(sample, s.reduced_dim, rng)
         lists = min(len(sample), int(np.clip(round(math.sqrt(n)), 16, 4096)))
         self._centroids = _kmeans(sample @ self._projection, lists, rng)
         self._lists = [(_Growing((self._projection.shape[1],), np.float32), _Growing((), np.int64))
@@ -197,7 +220,7 @@ class VectorIndex:
     def _assign(self, start: int, stop: int) -> None:
         for lo in range(start, stop, CHUNK):
             hi = min(lo + CHUNK, stop)
-            reduced = self._full.values[lo:hi].astype(np.float32) @ self._projection
+            reduced = self._full.values[lo:hi].astype(np.float32, copy=False) @ self._projection
             owner = nearest_centroids(reduced, self._centroids, 1)[:, 0]
             order = np.argsort(owner, kind="stable")
             numbers, starts = np.unique(owner[order], return_index=True)
@@ -208,13 +231,18 @@ class VectorIndex:
         self._tail_from = stop
 
 
-def _principal_directions(sample: np.ndarray, count: int) -> np.ndarray:
-    """The top directions of the uncentred second moment: inner products (cosines) survive projection
-    best on them, which centring would bias."""
+def _principal_directions(sample: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """The top directions of the uncentred second moment (inner products, hence cosines, survive the
+    projection best on them; centring would bias them), by a few rounds of randomized subspace iteration:
+    a full eigendecomposition of 1280 × 1280 took 2-7 s on these two busy cores, this a fraction of it."""
     if sample.shape[1] <= count:
         return np.eye(sample.shape[1], dtype=np.float32)
-    _, vectors = np.linalg.eigh((sample.T @ sample).astype(np.float64))
-    return np.ascontiguousarray(vectors[:, ::-1][:, :count], dtype=np.float32)
+    moment = (sample.T @ sample).astype(np.float64)
+    basis = rng.normal(size=(moment.shape[0], count + 16))
+    for _ in range(4):
+        basis, _ = np.linalg.qr(moment @ basis)
+    _, rotation = np.linalg.eigh(basis.T @ moment @ basis)
+    return np.ascontiguousarray((basis @ rotation[:, ::-1])[:, :count], dtype=np.float32)
 
 
 def nearest_centroids(points: np.ndarray, centroids: np.ndarray, count: int) -> np.ndarray:
@@ -227,8 +255,8 @@ def nearest_centroids(points: np.ndarray, centroids: np.ndarray, count: int) -> 
 
 
 def _kmeans(points: np.ndarray, count: int, rng: np.random.Generator, rounds: int = 8) -> np.ndarray:
-    """Plain Lloyd rounds from random rows. The lists only need to be roughly balanced, and on two cores
-    scikit-learn's KMeans and MiniBatchKMeans took 5-30x longer for the same quality here."""
+    """Plain Lloyd rounds from random rows: the lists only need to be roughly balanced, scikit-learn is
+    not a dependency of the core, and its KMeans took several times longer here."""
     centroids = points[rng.choice(len(points), count, replace=False)].copy()
     for _ in range(rounds):
         owner = nearest_centroids(points, centroids, 1)[:, 0]
