@@ -9,20 +9,29 @@ SQLite (WAL, synchronous=FULL: a commit survives power loss) is the default; Pos
 says so. On Postgres each append takes a
 transaction-scoped advisory lock so `seq` order equals commit order: a sensor reading `seq > cursor`
 can then never skip a row that commits late.
+
+Opening creates the tables if they are absent, under a lock (SQLite `BEGIN IMMEDIATE`, a Postgres advisory
+lock), so processes opening one fresh inbox at the same moment all succeed. `Inbox(url, read_only=True)`
+creates nothing, not even a missing SQLite file: it reads an inbox that does not exist yet as an empty one.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import operator
+import sqlite3
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import ParamSpec, TypeVar
+from urllib.parse import quote
 
 from sqlalchemy import (
     BigInteger,
@@ -30,6 +39,7 @@ from sqlalchemy import (
     Column,
     Engine,
     Float,
+    Insert,
     Integer,
     MetaData,
     String,
@@ -39,12 +49,13 @@ from sqlalchemy import (
     delete,
     event,
     func,
+    inspect,
     select,
     text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect, Row, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from mediasift.errors import InboxUnavailable, LockHeld
@@ -59,10 +70,13 @@ class State(StrEnum):
     FAILED = "failed"
     SUPERSEDED = "superseded"
     DELETED = "deleted"
+    UNSUPPORTED = "unsupported"
+    """Read, but no layer takes the bytes; `last_error` says why. Final for this version, never retried."""
 
 
 FINAL_STATES = (State.SUPERSEDED, State.DELETED)
 APPEND_LOCK_ID = 7_316_120_481
+SCHEMA_LOCK_ID = 7_316_120_482
 
 metadata = MetaData()
 
@@ -105,6 +119,13 @@ versions_table = Table(
     Column("content_type", String(128)),
     Column("sha256", String(64)),
 )
+
+EVENT_COLUMNS = ("dedup_key", "source", "kind", "bucket", "key", "etag", "version_id", "version_hash", "size",
+                 "received_at")
+VERSION_COLUMNS = ("version_hash", "object_id", "bucket", "key", "etag", "version_id", "size", "state", "attempts",
+                   "in_dlq", "first_seq", "created_at", "updated_at")
+
+LAST_SEQ = select(func.coalesce(func.max(events_table.c.seq), 0))
 
 locks_table = Table(
     "locks",
@@ -168,37 +189,138 @@ def dedup_key(e: NotificationEvent) -> str:
     return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    """busy_timeout first: switching a fresh file to WAL waits for a concurrent opener like any write."""
     cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
 
 
-class Inbox:
-    """All reads and writes of inbox state. Safe to share between threads of one process."""
+def _sqlite_read_only(path: Path) -> Callable[[], sqlite3.Connection]:
+    """Connections that can neither write nor create the file (`mode=ro`)."""
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
 
-    def __init__(self, url: str):
+    def connect() -> sqlite3.Connection:
+        connection = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        connection.execute("PRAGMA busy_timeout=30000")
+        return connection
+
+    return connect
+
+
+def _empty_until_created(empty: Callable[[], R]) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """A read-only inbox whose tables do not exist yet answers `empty()`: nothing has been received."""
+    def wrap(method: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(method)
+        def read(self: Inbox, *args, **kwargs) -> R:
+            if self.read_only and not self._has_schema():
+                return empty()
+            return method(self, *args, **kwargs)
+        return read
+    return wrap
+
+
+class MultiRowInsert:
+    """An INSERT of many rows as one `VALUES (…), (…)` statement with positional parameters, compiled once per
+    row count: one driver call per chunk of rows, without SQLAlchemy's per-row parameter processing (which
+    cost more CPU than the database's own work in a group commit)."""
+
+    CHUNK_ROWS = 100
+
+    def __init__(self, build: Callable[[list[dict]], Insert], columns: tuple[str, ...], dialect: Dialect):
+        self.build, self.columns, self.dialect = build, columns, dialect
+        self._sql: dict[int, tuple[str, Callable[[dict], tuple]]] = {}
+
+    def execute(self, conn: Connection, rows: list[dict]) -> list[Row]:
+        """Rows as dicts keyed by `columns`; returns what the statement's RETURNING gives, if anything."""
+        returned: list[Row] = []
+        for start in range(0, len(rows), self.CHUNK_ROWS):
+            chunk = rows[start:start + self.CHUNK_ROWS]
+            sql, ordered = self._compiled(len(chunk))
+            result = conn.exec_driver_sql(sql, tuple(value for row in chunk for value in ordered(row)))
+            if result.returns_rows:
+                returned += result.all()
+        return returned
+
+    def _compiled(self, count: int) -> tuple[str, Callable[[dict], tuple]]:
+        """The SQL for `count` rows, and a row's values in the order of its placeholders."""
+        if count not in self._sql:
+            compiled = self.build([dict.fromkeys(self.columns)] * count).compile(dialect=self.dialect)
+            order = [name.removesuffix("_m0") for name in compiled.positiontup[:len(self.columns)]]
+            self._sql[count] = (str(compiled), operator.itemgetter(*order))
+        return self._sql[count]
+
+
+class Inbox:
+    """All reads and writes of inbox state. Safe to share between threads of one process.
+
+    `read_only=True` is for callers that only look (`mediasift status`, `objects show`, `dlq list`): it
+    creates nothing, reads of an inbox not created yet answer as empty, and writes raise InboxUnavailable.
+    """
+
+    def __init__(self, url: str, *, read_only: bool = False):
         self.url = url
+        self.read_only = read_only
         self.is_sqlite = url.startswith("sqlite")
-        if self.is_sqlite and ":///" in url and not url.endswith(":memory:"):
-            Path(url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
-        self.engine: Engine = create_engine(url)
-        if self.is_sqlite:
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+        database = make_url(url).database if self.is_sqlite else None
+        self._sqlite_file = Path(database) if database and database != ":memory:" else None
+        self.engine = self._engine(url)
         self._insert = sqlite.insert if self.is_sqlite else postgresql.insert
         self._write_lock = threading.Lock() if self.is_sqlite else None
         self._greatest = func.max if self.is_sqlite else func.greatest
-        self._insert_event = (
-            self._insert(events_table).on_conflict_do_nothing(index_elements=["dedup_key"])
-            .returning(events_table.c.seq)
-        )
-        self._insert_version = self._insert(versions_table).on_conflict_do_nothing(index_elements=["version_hash"])
+        positional = type(self.engine.dialect)(paramstyle="qmark" if self.is_sqlite else "format")
+        self._insert_events = MultiRowInsert(
+            lambda rows: self._insert(events_table).values(rows).on_conflict_do_nothing(index_elements=["dedup_key"])
+            .returning(events_table.c.dedup_key, events_table.c.seq), EVENT_COLUMNS, positional)
+        self._insert_versions = MultiRowInsert(
+            lambda rows: self._insert(versions_table).values(rows).on_conflict_do_nothing(
+                index_elements=["version_hash"]), VERSION_COLUMNS, positional)
+        self._schema_seen = False
+        if not read_only:
+            self._create_schema()
+
+    def _engine(self, url: str) -> Engine:
+        if not self.is_sqlite:
+            return create_engine(url)
+        if self.read_only and self._sqlite_file is not None:
+            return create_engine(url, creator=_sqlite_read_only(self._sqlite_file))
+        if self._sqlite_file is not None:
+            self._sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+
+    def _has_schema(self) -> bool:
+        """Whether every inbox table exists; once seen, taken as settled (tables are never dropped)."""
+        if not self._schema_seen:
+            if self._sqlite_file is not None and self.read_only and not self._sqlite_file.exists():
+                return False
+            with self._read() as conn:
+                self._schema_seen = set(metadata.tables) <= set(inspect(conn).get_table_names())
+        return self._schema_seen
+
+    def _create_schema(self) -> None:
+        """Create the absent tables under a lock, re-checked inside it, so a concurrent creator (another
+        process opening the same fresh inbox) is waited for rather than collided with."""
         try:
-            metadata.create_all(self.engine)
-        except DBAPIError as error:
-            raise InboxUnavailable(f"cannot open the inbox at {self.engine.url!r}: {error.orig}") from error
+            if self._has_schema():
+                return
+            with self.engine.begin() as conn:
+                if self.is_sqlite:
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                else:
+                    conn.execute(select(func.pg_advisory_xact_lock(SCHEMA_LOCK_ID)))
+                metadata.create_all(conn)
+        except (DBAPIError, InboxUnavailable) as error:
+            raise InboxUnavailable(f"cannot open the inbox at {self.engine.url!r}: {getattr(error, 'orig', error)}"
+                                   ) from error
+        self._schema_seen = True
 
     def close(self) -> None:
         self.engine.dispose()
@@ -215,6 +337,8 @@ class Inbox:
     def _write(self) -> Iterator[Connection]:
         """One write transaction; serialised in-process on SQLite (its busy handler sleeps in coarse
         steps, which would wreck tail latency under concurrent requests)."""
+        if self.read_only:
+            raise InboxUnavailable(f"the inbox at {self.engine.url!r} was opened read-only")
         try:
             if self._write_lock is None:
                 with self.engine.begin() as conn:
@@ -232,16 +356,9 @@ class Inbox:
 
     def append_groups(self, groups: list[list[NotificationEvent]]) -> list[AppendResult]:
         """Several requests' events in one transaction (one fsync), each group counted on its own."""
-        now = time.time()
-        results = []
         with self._write() as conn:
             self._lock_appends(conn)
-            for events in groups:
-                inserted = 0
-                for e in events:
-                    inserted += self._append_one(conn, e, now)
-                results.append(AppendResult(inserted, len(events) - inserted))
-        return results
+            return self._append(conn, groups, time.time())
 
     def _lock_appends(self, conn: Connection) -> None:
         """On Postgres, appends commit one at a time, so events become visible in `seq` order and a reader's
@@ -249,23 +366,41 @@ class Inbox:
         if not self.is_sqlite:
             conn.execute(select(func.pg_advisory_xact_lock(APPEND_LOCK_ID)))
 
-    def _append_one(self, conn: Connection, e: NotificationEvent, now: float) -> bool:
-        if e.kind is EventKind.DELETED and not e.etag:
-            e = self._resolve_delete(conn, e)
-        seq = conn.execute(self._insert_event, {
-            "dedup_key": dedup_key(e), "source": e.source.value, "kind": e.kind.value, "bucket": e.bucket,
-            "key": e.key, "etag": e.etag, "version_id": e.version_id, "version_hash": e.version_hash,
-            "size": e.size, "received_at": now,
-        }).scalar_one_or_none()
-        if seq is None:
-            return False
-        conn.execute(self._insert_version, {
-            "version_hash": e.version_hash, "object_id": object_id(e.bucket, e.key), "bucket": e.bucket,
-            "key": e.key, "etag": e.etag, "version_id": e.version_id, "size": e.size,
-            "state": State.PENDING.value, "attempts": 0, "in_dlq": False, "first_seq": seq,
-            "created_at": now, "updated_at": now,
-        })
-        return True
+    def _append(self, conn: Connection, groups: list[list[NotificationEvent]], now: float) -> list[AppendResult]:
+        """The events in order, inserted a run at a time; a delete without an ETag ends a run, since it is
+        resolved against the versions written before it (perhaps earlier in the same run)."""
+        inserted = [0] * len(groups)
+        run: list[tuple[int, NotificationEvent]] = []
+        for group, events in enumerate(groups):
+            for e in events:
+                if e.kind is EventKind.DELETED and not e.etag:
+                    self._insert_run(conn, run, inserted, now)
+                    run = []
+                    e = self._resolve_delete(conn, e)
+                run.append((group, e))
+        self._insert_run(conn, run, inserted, now)
+        return [AppendResult(n, len(events) - n) for n, events in zip(inserted, groups, strict=True)]
+
+    def _insert_run(self, conn: Connection, run: list[tuple[int, NotificationEvent]], inserted: list[int],
+                    now: float) -> None:
+        """One INSERT … ON CONFLICT DO NOTHING RETURNING for the events (it names the new ones and their `seq`)
+        and one for the versions they introduce. The first of repeated events is the one that counts."""
+        rows: dict[str, tuple[int, dict]] = {}
+        for group, e in run:
+            key = dedup_key(e)
+            if key not in rows:
+                rows[key] = (group, _event_row(key, e, now))
+        if not rows:
+            return
+        new = dict(self._insert_events.execute(conn, [row for _, row in rows.values()]))
+        versions: dict[str, dict] = {}
+        for key, (group, row) in rows.items():
+            if key in new:
+                inserted[group] += 1
+                if row["version_hash"] not in versions:
+                    versions[row["version_hash"]] = _version_row(row, new[key])
+        if versions:
+            self._insert_versions.execute(conn, list(versions.values()))
 
     def _resolve_delete(self, conn: Connection, e: NotificationEvent) -> NotificationEvent:
         row = conn.execute(
@@ -280,6 +415,7 @@ class Inbox:
         return NotificationEvent(e.source, e.kind, e.bucket, e.key, row.etag, version_id=row.version_id,
                                  size=e.size, sequencer=e.sequencer)
 
+    @_empty_until_created(list)
     def events_after(self, seq: int, limit: int) -> list[InboxEvent]:
         with self._read() as conn:
             rows = conn.execute(
@@ -291,10 +427,12 @@ class Inbox:
             for r in rows
         ]
 
+    @_empty_until_created(lambda: 0)
     def last_seq(self) -> int:
         with self._read() as conn:
-            return conn.execute(select(func.coalesce(func.max(events_table.c.seq), 0))).scalar_one()
+            return conn.execute(LAST_SEQ).scalar_one()
 
+    @_empty_until_created(lambda: None)
     def version(self, version_hash_: str) -> VersionRecord | None:
         with self._read() as conn:
             row = conn.execute(
@@ -302,6 +440,7 @@ class Inbox:
             ).first()
         return _version(row) if row else None
 
+    @_empty_until_created(dict)
     def versions(self, version_hashes: list[str]) -> dict[str, VersionRecord]:
         """The known ones of these versions, in one query per 500 (for callers that poll many)."""
         found: dict[str, VersionRecord] = {}
@@ -312,6 +451,7 @@ class Inbox:
                     found[row.version_hash] = _version(row)
         return found
 
+    @_empty_until_created(list)
     def versions_of(self, bucket: str, key: str) -> list[VersionRecord]:
         with self._read() as conn:
             rows = conn.execute(
@@ -321,6 +461,7 @@ class Inbox:
             ).all()
         return [_version(r) for r in rows]
 
+    @_empty_until_created(list)
     def live_versions(self, bucket: str) -> list[VersionRecord]:
         """Versions the inbox believes exist in the bucket (not deleted, not superseded)."""
         with self._read() as conn:
@@ -358,23 +499,25 @@ class Inbox:
             conn.execute(update(versions_table).where(versions_table.c.version_hash == version_hash_)
                          .values(content_type=content_type, sha256=sha256, size=size, updated_at=time.time()))
 
-    def mark_done(self, version_hash_: str) -> tuple[State, list[str]]:
-        """Record a fully indexed version. The newest done version of a key (by event order) is current:
-        older done versions become superseded, and a version that finishes after a newer one's is itself
-        superseded. Returns this version's final state and the versions it superseded."""
+    def mark_done(self, version_hash_: str, unsupported: str | None = None) -> tuple[State, list[str]]:
+        """Record a fully indexed version (or, with `unsupported` the reason, one no layer takes). The newest
+        such version of a key (by event order) is current: older ones become superseded, and a version that
+        finishes after a newer one's is itself superseded. Returns this version's final state and the
+        versions it superseded."""
         record = self.version(version_hash_)
         if record is None:
             raise KeyError(version_hash_)
         v = versions_table.c
         same_key_done = (v.object_id == record.object_id) & (v.version_hash != version_hash_) & (
-            v.state == State.DONE.value)
+            v.state.in_([State.DONE.value, State.UNSUPPORTED.value]))
         with self._write() as conn:
             newer = conn.execute(
                 select(func.count()).where(same_key_done).where(v.first_seq > record.first_seq)
             ).scalar_one()
-            state = State.SUPERSEDED if newer else State.DONE
+            final = State.UNSUPPORTED if unsupported else State.DONE
+            state = State.SUPERSEDED if newer else final
             self._finish(conn, version_hash_, state=state.value, in_dlq=False,
-                         last_error="a newer version finished first" if newer else None)
+                         last_error="a newer version finished first" if newer else unsupported)
             older = conn.execute(
                 select(v.version_hash).where(same_key_done).where(v.first_seq < record.first_seq)
             ).scalars().all()
@@ -397,6 +540,7 @@ class Inbox:
             self._finish(conn, version_hash_, state=State.FAILED.value, last_error=error[:4000],
                          in_dlq=dead_letter, attempts=self._greatest(versions_table.c.attempts, attempt))
 
+    @_empty_until_created(list)
     def dead_letters(self, bucket: str | None = None) -> list[VersionRecord]:
         """Versions that failed every attempt, oldest failure first."""
         v = versions_table.c
@@ -417,10 +561,10 @@ class Inbox:
             self._lock_appends(conn)
             rows = conn.execute(select(versions_table).where(v.version_hash.in_(version_hashes))
                                 .where(v.in_dlq.is_(True))).all()
-            for row in rows:
-                self._append_one(conn, NotificationEvent(
-                    Source.REDRIVE, EventKind.CREATED, row.bucket, row.key, row.etag, version_id=row.version_id,
-                    size=row.size, sequencer=uuid.uuid4().hex), now)
+            self._append(conn, [[
+                NotificationEvent(Source.REDRIVE, EventKind.CREATED, row.bucket, row.key, row.etag,
+                                  version_id=row.version_id, size=row.size, sequencer=uuid.uuid4().hex)
+                for row in rows]], now)
             conn.execute(update(versions_table).where(v.version_hash.in_([r.version_hash for r in rows]))
                          .values(state=State.PENDING.value, in_dlq=False, attempts=0, lease_owner=None,
                                  lease_until=None, updated_at=now))
@@ -433,16 +577,16 @@ class Inbox:
             return conn.execute(update(versions_table).where(v.version_hash.in_(version_hashes))
                                 .where(v.in_dlq.is_(True)).values(in_dlq=False, updated_at=time.time())).rowcount
 
+    @_empty_until_created(lambda: _counts([], 0))
     def counts(self) -> dict[str, int]:
         """Versions per state, plus `dlq` (failed versions that used all their attempts)."""
         v = versions_table.c
         with self._read() as conn:
             rows = conn.execute(select(v.state, func.count()).group_by(v.state)).all()
             dlq = conn.execute(select(func.count()).where(v.in_dlq.is_(True))).scalar_one()
-        counts = Counter({state.value: 0 for state in State})
-        counts.update(dict(rows))
-        return {**counts, "dlq": dlq}
+        return _counts(rows, dlq)
 
+    @_empty_until_created(lambda: 0)
     def depth(self) -> int:
         """Versions waiting for a run: the backlog the receiver guards with 429."""
         with self._read() as conn:
@@ -475,6 +619,26 @@ class Inbox:
     def ping(self) -> None:
         with self._read() as conn:
             conn.execute(text("SELECT 1"))
+
+
+def _event_row(key: str, e: NotificationEvent, now: float) -> dict:
+    return {"dedup_key": key, "source": e.source.value, "kind": e.kind.value, "bucket": e.bucket, "key": e.key,
+            "etag": e.etag, "version_id": e.version_id, "version_hash": e.version_hash, "size": e.size,
+            "received_at": now}
+
+
+def _version_row(event: dict, seq: int) -> dict:
+    """The pending version an event row introduces."""
+    return {"version_hash": event["version_hash"], "object_id": object_id(event["bucket"], event["key"]),
+            "bucket": event["bucket"], "key": event["key"], "etag": event["etag"], "version_id": event["version_id"],
+            "size": event["size"], "state": State.PENDING.value, "attempts": 0, "in_dlq": False, "first_seq": seq,
+            "created_at": event["received_at"], "updated_at": event["received_at"]}
+
+
+def _counts(rows: Iterable[tuple[str, int]], dlq: int) -> dict[str, int]:
+    counts = Counter({state.value: 0 for state in State})
+    counts.update(dict(rows))
+    return {**counts, "dlq": dlq}
 
 
 def _version(row) -> VersionRecord:

@@ -3,11 +3,13 @@
 import threading
 
 import pytest
+from sqlalchemy import create_engine, inspect
 from sqlalchemy import event as sa_event
 
-from mediasift.errors import LockHeld
-from mediasift.inbox import State
+from mediasift.errors import InboxUnavailable, LockHeld
+from mediasift.inbox import Inbox, State
 from mediasift.intake.events import EventKind, NotificationEvent, Source
+from tests.conftest import _fresh_database
 
 
 def created(key: str, etag: str = "e1", bucket: str = "media", source: Source = Source.TIGRIS) -> NotificationEvent:
@@ -25,6 +27,18 @@ def test_duplicates_are_absorbed_whatever_the_source(inbox):
     assert (again.inserted, again.duplicates) == (0, 2)
     assert [e.key for e in inbox.events_after(0, 100)] == ["a.mp4", "b.mp4"]
     assert inbox.counts()["pending"] == 2
+
+
+def test_groups_are_counted_on_their_own_and_the_first_of_repeats_counts(inbox):
+    results = inbox.append_groups([[created("a"), created("a")], [created("b"), created("a")], [created("b")]])
+    assert [(r.inserted, r.duplicates) for r in results] == [(1, 1), (1, 1), (0, 1)]
+    assert [e.key for e in inbox.events_after(0, 100)] == ["a", "b"]
+    assert inbox.version(created("a").version_hash).first_seq == inbox.events_after(0, 1)[0].seq
+
+
+def test_events_of_one_append_get_sequence_numbers_in_their_order(inbox):
+    inbox.append([created(f"k{i:03d}") for i in range(300)])
+    assert [e.key for e in inbox.events_after(0, 1000)] == [f"k{i:03d}" for i in range(300)]
 
 
 def test_sequence_is_monotonic_and_batches_resume_after_the_cursor(inbox):
@@ -52,18 +66,14 @@ def test_concurrent_appends_lose_nothing_and_duplicate_nothing(inbox):
 
 
 def test_append_is_all_or_nothing(inbox):
-    inserts = []
-
-    def fail_on_second_version(conn, cursor, statement, params, context, executemany):
+    def fail_on_versions(conn, cursor, statement, params, context, executemany):
         if statement.lstrip().upper().startswith("INSERT INTO VERSIONS"):
-            inserts.append(statement)
-            if len(inserts) == 2:
-                raise RuntimeError("disk full")
+            raise RuntimeError("disk full")
 
-    sa_event.listen(inbox.engine, "before_cursor_execute", fail_on_second_version)
+    sa_event.listen(inbox.engine, "before_cursor_execute", fail_on_versions)
     with pytest.raises(RuntimeError, match="disk full"):
         inbox.append([created("one"), created("two")])
-    sa_event.remove(inbox.engine, "before_cursor_execute", fail_on_second_version)
+    sa_event.remove(inbox.engine, "before_cursor_execute", fail_on_versions)
     assert inbox.events_after(0, 10) == []
     assert inbox.versions_of("media", "one") == []
 
@@ -74,6 +84,14 @@ def test_delete_without_etag_resolves_to_the_newest_live_version(inbox):
     inbox.append([deleted("clip.mp4")])
     last = inbox.events_after(0, 10)[-1]
     assert (last.kind, last.etag) == (EventKind.DELETED, "v2")
+
+
+def test_delete_without_etag_in_the_same_post_resolves_to_the_version_created_just_before(inbox):
+    inbox.append([created("clip.mp4", "v1")])
+    result = inbox.append([created("clip.mp4", "v2"), deleted("clip.mp4"), created("clip.mp4", "v3")])
+    assert (result.inserted, result.duplicates) == (3, 0)
+    assert [(e.kind, e.etag) for e in inbox.events_after(0, 10)] == [
+        (EventKind.CREATED, "v1"), (EventKind.CREATED, "v2"), (EventKind.DELETED, "v2"), (EventKind.CREATED, "v3")]
 
 
 def test_lease_admits_one_run_at_a_time_and_counts_attempts(inbox):
@@ -188,3 +206,54 @@ def test_named_lock_is_exclusive_and_released(inbox):
 def test_expired_lock_does_not_block_forever(inbox):
     with inbox.lock("reconcile:media", "crashed", -1), inbox.lock("reconcile:media", "next", 60):
         pass
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def absent_url(request, tmp_path) -> str:
+    """Where an inbox could be but is not yet: no SQLite file, or a Postgres database without tables."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'home' / 'inbox.db'}"
+    return _fresh_database(request.getfixturevalue("postgres_url"))
+
+
+def table_names(url: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def test_read_only_inbox_that_does_not_exist_reads_as_empty_and_creates_nothing(absent_url, tmp_path):
+    reader = Inbox(absent_url, read_only=True)
+    assert reader.counts() == {**{s.value: 0 for s in State}, "dlq": 0}
+    assert (reader.depth(), reader.last_seq(), reader.events_after(0, 10)) == (0, 0, [])
+    assert (reader.versions_of("media", "a"), reader.dead_letters(), reader.version("0" * 16)) == ([], [], None)
+    reader.close()
+    if absent_url.startswith("sqlite"):
+        assert not (tmp_path / "home").exists()
+    else:
+        assert table_names(absent_url) == set()
+
+
+def test_read_only_inbox_sees_what_a_writer_appends_later_and_cannot_write(absent_url):
+    reader = Inbox(absent_url, read_only=True)
+    assert reader.events_after(0, 10) == []
+    writer = Inbox(absent_url)
+    writer.append([created("a")])
+    assert [e.key for e in reader.events_after(0, 10)] == ["a"]
+    assert reader.counts()["pending"] == 1
+    with pytest.raises(InboxUnavailable, match="read-only"):
+        reader.append([created("b")])
+    with pytest.raises(InboxUnavailable, match="read-only"):
+        reader.mark_failed(created("a").version_hash, "no", dead_letter=True)
+    assert writer.counts()["pending"] == 1
+    reader.close()
+    writer.close()
+
+
+def test_opening_an_existing_inbox_again_keeps_its_events(inbox):
+    inbox.append([created("a")])
+    again = Inbox(inbox.url)
+    assert [e.key for e in again.events_after(0, 10)] == ["a"]
+    again.close()
