@@ -2,22 +2,37 @@
 inbox transaction (one fsync, one Postgres append lock), then each request gets its own answer.
 
 A request is still answered only after its events are committed. If a group's transaction fails, its
-requests are retried one by one, so one bad request cannot fail its neighbours.
+requests are retried one by one, so one bad request cannot fail its neighbours. Requests from an event
+loop are answered with one wake-up of that loop per group, not one per request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
 import time
+from collections import defaultdict
 from concurrent.futures import Future
+from dataclasses import dataclass
 
+from mediasift.errors import InboxUnavailable
 from mediasift.inbox import AppendResult, Inbox
 from mediasift.intake.events import NotificationEvent
 
 log = logging.getLogger(__name__)
 BACKLOG_REFRESH_SECONDS = 1.0
+
+Outcome = AppendResult | BaseException
+
+
+@dataclass(frozen=True)
+class _Request:
+    events: list[NotificationEvent]
+    future: Future[AppendResult] | asyncio.Future[AppendResult]
+    loop: asyncio.AbstractEventLoop | None = None
+    """The loop that owns `future`, when it is an asyncio future (only that loop may settle it)."""
 
 
 class GroupCommitter:
@@ -28,18 +43,37 @@ class GroupCommitter:
         self.max_group = max_group
         self.backlog = inbox.depth()
         self._refreshed_at = time.monotonic()
-        self._queue: queue.Queue[tuple[list[NotificationEvent], Future] | None] = queue.Queue()
+        self._queue: queue.Queue[_Request | None] = queue.Queue()
+        self._closing = threading.Lock()
+        self._closed = False
         self._thread = threading.Thread(target=self._run, name="inbox-writer", daemon=True)
         self._thread.start()
 
     def submit(self, events: list[NotificationEvent]) -> Future[AppendResult]:
+        """From any thread: a future settled once the events are committed (or the commit failed)."""
         future: Future[AppendResult] = Future()
-        self._queue.put((events, future))
+        self._put(_Request(events, future))
         return future
 
+    async def commit(self, events: list[NotificationEvent]) -> AppendResult:
+        """From an event loop: the events' result once they are committed."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[AppendResult] = loop.create_future()
+        self._put(_Request(events, future, loop))
+        return await future
+
     def close(self) -> None:
-        self._queue.put(None)
+        """Commit what was submitted before, then stop; later submissions raise InboxUnavailable."""
+        with self._closing:
+            self._closed = True
+            self._queue.put(None)
         self._thread.join(timeout=10)
+
+    def _put(self, request: _Request) -> None:
+        with self._closing:
+            if self._closed:
+                raise InboxUnavailable("the inbox writer has stopped: the receiver is shutting down")
+            self._queue.put(request)
 
     def _run(self) -> None:
         while True:
@@ -50,34 +84,37 @@ class GroupCommitter:
                 continue
             if first is None:
                 return
-            batch = [first]
-            while len(batch) < self.max_group:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    self._queue.put(None)
-                    break
-                batch.append(item)
-            self._commit(batch)
+            self._commit(self._group(first))
             if time.monotonic() - self._refreshed_at > BACKLOG_REFRESH_SECONDS:
                 self._refresh_backlog()
 
-    def _commit(self, batch: list[tuple[list[NotificationEvent], Future]]) -> None:
+    def _group(self, first: _Request) -> list[_Request]:
+        """`first` and every request already waiting behind it, up to `max_group`."""
+        batch = [first]
+        while len(batch) < self.max_group:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                self._queue.put(None)
+                break
+            batch.append(item)
+        return batch
+
+    def _commit(self, batch: list[_Request]) -> None:
         try:
-            results = self.inbox.append_groups([events for events, _ in batch])
+            results = self.inbox.append_groups([request.events for request in batch])
         except Exception as error:
             if len(batch) == 1:
-                batch[0][1].set_exception(error)
+                _deliver(batch, [error])
                 return
             log.warning("group_commit_failed requests=%d retrying=one_by_one", len(batch))
-            for item in batch:
-                self._commit([item])
+            for request in batch:
+                self._commit([request])
             return
-        for (_, future), result in zip(batch, results, strict=True):
-            self.backlog += result.inserted
-            future.set_result(result)
+        self.backlog += sum(result.inserted for result in results)
+        _deliver(batch, results)
 
     def _refresh_backlog(self) -> None:
         try:
@@ -85,3 +122,32 @@ class GroupCommitter:
         except Exception as error:  # the next commit reports the outage to its sender
             log.warning("backlog_refresh_failed error=%s", error)
         self._refreshed_at = time.monotonic()
+
+
+def _deliver(batch: list[_Request], outcomes: list[Outcome]) -> None:
+    """Settle thread futures here and now; asyncio futures with one call into each loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, Outcome]]] = defaultdict(list)
+    for request, outcome in zip(batch, outcomes, strict=True):
+        if request.loop is None:
+            _settle(request.future, outcome)
+        else:
+            by_loop[request.loop].append((request.future, outcome))
+    for loop, settled in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_settle_all, settled)
+        except RuntimeError:  # the loop has closed: its server stopped, nobody is waiting for the answers
+            log.warning("group_commit_answers_undelivered requests=%d reason=event loop closed", len(settled))
+
+
+def _settle_all(settled: list[tuple[asyncio.Future, Outcome]]) -> None:
+    for future, outcome in settled:
+        _settle(future, outcome)
+
+
+def _settle(future: Future | asyncio.Future, outcome: Outcome) -> None:
+    if future.done():  # cancelled by its waiter: the commit stands, the answer has no one to go to
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)

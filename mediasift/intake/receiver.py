@@ -7,27 +7,31 @@ retries instead of us dropping events.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hmac
+import json
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httpx
 import uvicorn
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
+from starlette.types import Receive, Scope, Send
 
 from mediasift.config import Settings, secret
 from mediasift.errors import InboxUnavailable, PayloadError
 from mediasift.inbox import AppendResult, Inbox
-from mediasift.intake.events import Parsed, Source
+from mediasift.intake.events import Source
 from mediasift.intake.group_commit import GroupCommitter
 from mediasift.intake.parsers import parse_notification
 from mediasift.query.api import query_router
@@ -84,31 +88,229 @@ class Authenticator:
             base64.b64encode(f"{settings.webhook_basic_user}:{password}".encode()).decode()
             if settings.webhook_basic_user and password else None
         )
-        if not self.bearer and not self.basic:
+        self._expected = {scheme: value.encode() for scheme, value in (("bearer", self.bearer), ("basic", self.basic))
+                          if value}
+        if not self._expected:
             log.warning("receiver_auth_disabled reason=no webhook token or basic credentials configured")
 
+    @property
+    def schemes(self) -> list[str]:
+        """The HTTP auth schemes a sender may use, for the OpenAPI description."""
+        return list(self._expected)
+
     def allows(self, header: str | None) -> bool:
-        if not self.bearer and not self.basic:
+        if not self._expected:
             return True
         scheme, _, value = (header or "").partition(" ")
-        expected = {"bearer": self.bearer, "basic": self.basic}.get(scheme.lower())
-        return bool(expected) and hmac.compare_digest(value.strip().encode(), expected.encode())
+        expected = self._expected.get(scheme.lower())
+        return expected is not None and hmac.compare_digest(value.strip().encode(), expected)
 
 
 class BodyTooLarge(Exception):
     pass
 
 
-async def read_limited(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+class Disconnected(Exception):
+    """The sender hung up before its body arrived: there is no one to answer."""
+
+
+async def read_limited(receive: Receive, limit: int, declared: int | None) -> bytes:
+    """The whole body, refused as soon as it (or its Content-Length) passes `limit`."""
+    if declared is not None and declared > limit:
         raise BodyTooLarge
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
+    body = b""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise Disconnected
+        body += message.get("body", b"")
         if len(body) > limit:
             raise BodyTooLarge
-    return bytes(body)
+        if not message.get("more_body", False):
+            return body
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: bytes
+    headers: list[tuple[bytes, bytes]]
+
+
+JSON_TYPE = (b"content-type", b"application/json")
+COMMITTED = b'{"accepted":%d,"duplicates":%d,"ignored":%d}'
+
+
+def answer(status: int, payload: bytes, headers: dict[str, str] | None = None) -> Answer:
+    extra = [(name.lower().encode(), value.encode()) for name, value in (headers or {}).items()]
+    return Answer(status, payload, [JSON_TYPE, (b"content-length", b"%d" % len(payload)), *extra])
+
+
+def detail(status: int, text: str, headers: dict[str, str] | None = None) -> Answer:
+    return answer(status, json.dumps({"detail": text}).encode(), headers)
+
+
+UNAUTHORIZED = detail(401, "unauthorized", {"WWW-Authenticate": "Bearer"})
+BACKLOG_FULL = detail(429, "inbox backlog over its limit; retry later", {"Retry-After": RETRY_AFTER_SECONDS})
+INBOX_DOWN = detail(503, "inbox unavailable; retry later", {"Retry-After": RETRY_AFTER_SECONDS})
+CONFIRMED = answer(200, b'{"subscription":"confirmed"}')
+
+
+class WebhookEndpoint:
+    """POST /webhooks/<source> as a bare ASGI app. It runs for every notification, so it does no more than
+    the contract needs: no Request object, no dependency solving, answers and metric children made once."""
+
+    def __init__(self, source: Source, settings: Settings, auth: Authenticator, writer: GroupCommitter,
+                 metrics: Metrics):
+        self.source, self.auth, self.writer = source, auth, writer
+        self.limit, self.max_backlog = settings.max_body_bytes, settings.max_backlog
+        self.derived_prefix, self.sns_host_suffix = settings.derived_prefix, settings.sns_confirm_host_suffix
+        self.too_large = detail(413, f"body exceeds {settings.max_body_bytes} bytes")
+        self.rejected = metrics.rejected
+        self.received = metrics.received.labels(source.value)
+        self.duplicates = metrics.duplicates.labels(source.value)
+        self.ignored = metrics.ignored.labels(source.value)
+        self.latency = metrics.latency.labels(source.value)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            reply = await self.respond(scope, receive)
+        except Disconnected:
+            return
+        await send({"type": "http.response.start", "status": reply.status, "headers": reply.headers})
+        await send({"type": "http.response.body", "body": reply.body})
+
+    async def respond(self, scope: Scope, receive: Receive) -> Answer:
+        started = time.perf_counter()
+        authorization, declared = _auth_and_length(scope["headers"])
+        if not self.auth.allows(authorization):
+            return self.reject("unauthorized", UNAUTHORIZED)
+        try:
+            body = await read_limited(receive, self.limit, declared)
+        except BodyTooLarge:
+            return self.reject("too_large", self.too_large)
+        try:
+            parsed = parse_notification(self.source, body, Headers(scope=scope))
+        except PayloadError as error:
+            return self.reject("invalid", detail(400, str(error)))
+        if parsed.subscribe_url:
+            return await self.confirm(parsed.subscribe_url)
+        if parsed.events and self.writer.backlog >= self.max_backlog:
+            return self.reject("backlog", BACKLOG_FULL)
+        events = [e for e in parsed.events if not e.key.startswith(self.derived_prefix)]
+        try:
+            result = await self.writer.commit(events) if events else AppendResult(0, 0)
+        except InboxUnavailable as error:
+            log.error("inbox_unavailable source=%s error=%s", self.source.value, error)
+            return self.reject("inbox_unavailable", INBOX_DOWN)
+        ignored = parsed.ignored + len(parsed.events) - len(events)
+        for counter, count in ((self.received, result.inserted), (self.duplicates, result.duplicates),
+                               (self.ignored, ignored)):
+            if count:
+                counter.inc(count)
+        self.latency.observe(time.perf_counter() - started)
+        return answer(200, COMMITTED % (result.inserted, result.duplicates, ignored))
+
+    async def confirm(self, url: str) -> Answer:
+        try:
+            await confirm_subscription(url, self.sns_host_suffix)
+        except (PayloadError, httpx.HTTPError) as error:
+            return self.reject("subscription", detail(400, f"SubscribeURL: {error}"))
+        return CONFIRMED
+
+    def reject(self, reason: str, reply: Answer) -> Answer:
+        self.rejected.labels(self.source.value, reason).inc()
+        return reply
+
+
+def _auth_and_length(headers: list[tuple[bytes, bytes]]) -> tuple[str | None, int | None]:
+    authorization = declared = None
+    for name, value in headers:
+        if name == b"authorization":
+            authorization = value.decode("latin-1")
+        elif name == b"content-length" and value.isdigit():
+            declared = int(value)
+    return authorization, declared
+
+
+class WebhookAnswer(BaseModel):
+    """What a committed notification POST is answered with."""
+
+    accepted: int = Field(description="events new to the inbox, committed before this answer")
+    duplicates: int = Field(description="events the inbox already held (absorbed)")
+    ignored: int = Field(description="non-object events and events under mediasift's own derived prefix")
+
+
+WEBHOOK_DESCRIPTIONS = {
+    Source.TIGRIS: "Tigris object notifications: `{\"events\": [...]}` with several events per POST, or the flat "
+                   "single-event form.",
+    Source.SEAWEEDFS: "SeaweedFS filer webhook: one event per POST (`event_type`, `key`, `message`).",
+    Source.S3: "AWS S3 / MinIO `Records[]`, directly or inside an SNS envelope; an SNS SubscriptionConfirmation "
+               "is confirmed by visiting its SubscribeURL (SNS hosts only).",
+}
+
+
+class ReceiverApp(FastAPI):
+    """FastAPI for everything but the webhook POSTs, which go straight to their endpoints: they are the hot
+    path, and FastAPI's middleware and routing cost about as much CPU as all the rest of such a request.
+    The same endpoints are also ordinary routes, for whatever reaches the app another way (a root path)."""
+
+    def __init__(self, endpoints: dict[Source, WebhookEndpoint], secured: list[str], **kwargs):
+        super().__init__(**kwargs)
+        self.webhook_endpoints = {f"/webhooks/{source.value}": endpoint for source, endpoint in endpoints.items()}
+        self.secured = secured
+        for path, endpoint in self.webhook_endpoints.items():
+            self.router.add_route(path, endpoint, methods=["POST"], include_in_schema=False)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
+            endpoint = self.webhook_endpoints.get(scope["path"])
+            if endpoint is not None:
+                await endpoint(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+    def openapi(self) -> dict:
+        """FastAPI's schema plus the webhook routes, which it cannot see (they are bare ASGI)."""
+        if not self.openapi_schema:
+            schema = super().openapi()
+            components = schema.setdefault("components", {})
+            components.setdefault("schemas", {})["WebhookAnswer"] = WebhookAnswer.model_json_schema()
+            if self.secured:
+                components["securitySchemes"] = {scheme: {"type": "http", "scheme": scheme} for scheme in self.secured}
+            for path, endpoint in self.webhook_endpoints.items():
+                schema["paths"].setdefault(path, {})["post"] = _webhook_operation(endpoint.source, self.secured)
+        return self.openapi_schema
+
+
+def _webhook_operation(source: Source, secured: list[str]) -> dict:
+    detail_schema = {"type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]}
+    committed = {"$ref": "#/components/schemas/WebhookAnswer"}
+    if source is Source.S3:
+        confirmed = {"type": "object", "properties": {"subscription": {"const": "confirmed"}}}
+        committed = {"anyOf": [committed, confirmed]}
+
+    def refused(text: str) -> dict:
+        return {"description": text, "content": {"application/json": {"schema": detail_schema}}}
+
+    operation = {
+        "summary": f"{source.value} notifications",
+        "description": WEBHOOK_DESCRIPTIONS[source] + " Answered 200 only once every event is committed.",
+        "operationId": f"post_{source.value}_notifications",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
+        "responses": {
+            "200": {"description": "Committed (or absorbed as duplicates)",
+                    "content": {"application/json": {"schema": committed}}},
+            "400": refused("Invalid body; `detail` names the offending field; nothing written"),
+            "401": refused("Missing or wrong credentials; nothing written"),
+            "413": refused("Body over MEDIASIFT_MAX_BODY_BYTES; nothing written"),
+            "429": refused("Inbox backlog over MEDIASIFT_MAX_BACKLOG; retry after Retry-After seconds"),
+            "503": refused("The inbox cannot commit; retry after Retry-After seconds"),
+        },
+    }
+    if secured:
+        operation["security"] = [{scheme: []} for scheme in secured]
+    return operation
 
 
 def create_app(settings: Settings, inbox: Inbox | None = None) -> FastAPI:
@@ -116,57 +318,15 @@ def create_app(settings: Settings, inbox: Inbox | None = None) -> FastAPI:
     auth = Authenticator(settings)
     writer = GroupCommitter(inbox)
     metrics = Metrics(inbox)
-    app = FastAPI(title="mediasift receiver", version="0.1.0",
-                  description="Bucket notifications in; durable inbox events out; search over every layer.")
+    endpoints = {source: WebhookEndpoint(source, settings, auth, writer, metrics) for source in WEBHOOK_SOURCES}
+    app = ReceiverApp(endpoints, auth.schemes, title="mediasift receiver", version="0.1.0",
+                      description="Bucket notifications in; durable inbox events out; search over every layer.")
     app.state.inbox = inbox
     app.router.on_shutdown.append(writer.close)
     app.include_router(query_router(settings, inbox))
-
-    def reject(source: Source, reason: str, status: int, detail: str, headers: dict | None = None):
-        metrics.rejected.labels(source.value, reason).inc()
-        return JSONResponse({"detail": detail}, status_code=status, headers=headers)
-
-    async def commit(source: Source, parsed: Parsed) -> dict:
-        own = [e for e in parsed.events if e.key.startswith(settings.derived_prefix)]
-        events = [e for e in parsed.events if e not in own]
-        result = await asyncio.wrap_future(writer.submit(events)) if events else AppendResult(0, 0)
-        metrics.received.labels(source.value).inc(result.inserted)
-        metrics.duplicates.labels(source.value).inc(result.duplicates)
-        metrics.ignored.labels(source.value).inc(parsed.ignored + len(own))
-        return {"accepted": result.inserted, "duplicates": result.duplicates, "ignored": parsed.ignored + len(own)}
-
-    async def receive(source: Source, request: Request) -> Response:
-        started = time.perf_counter()
-        if not auth.allows(request.headers.get("authorization")):
-            return reject(source, "unauthorized", 401, "unauthorized", {"WWW-Authenticate": "Bearer"})
-        try:
-            body = await read_limited(request, settings.max_body_bytes)
-        except BodyTooLarge:
-            return reject(source, "too_large", 413, f"body exceeds {settings.max_body_bytes} bytes")
-        try:
-            parsed = parse_notification(source, body, request.headers)
-        except PayloadError as error:
-            return reject(source, "invalid", 400, str(error))
-        if parsed.subscribe_url:
-            try:
-                await confirm_subscription(parsed.subscribe_url, settings.sns_confirm_host_suffix)
-            except (PayloadError, httpx.HTTPError) as error:
-                return reject(source, "subscription", 400, f"SubscribeURL: {error}")
-            return JSONResponse({"subscription": "confirmed"})
-        if parsed.events and writer.backlog >= settings.max_backlog:
-            return reject(source, "backlog", 429, "inbox backlog over its limit; retry later",
-                          {"Retry-After": RETRY_AFTER_SECONDS})
-        try:
-            answer = await commit(source, parsed)
-        except InboxUnavailable as error:
-            log.error("inbox_unavailable source=%s error=%s", source.value, error)
-            return reject(source, "inbox_unavailable", 503, "inbox unavailable; retry later",
-                          {"Retry-After": RETRY_AFTER_SECONDS})
-        metrics.latency.labels(source.value).observe(time.perf_counter() - started)
-        return JSONResponse(answer)
-
     for source in WEBHOOK_SOURCES:
-        _add_webhook_routes(app, source, receive)
+        app.add_api_route(f"/webhooks/{source.value}", _probe, methods=["HEAD"],
+                          summary=f"{source.value} endpoint probe", include_in_schema=False)
 
     @app.get("/healthz", summary="Liveness and inbox reachability")
     async def healthz() -> JSONResponse:
@@ -184,19 +344,8 @@ def create_app(settings: Settings, inbox: Inbox | None = None) -> FastAPI:
     return app
 
 
-def _add_webhook_routes(app: FastAPI, source: Source, receive) -> None:
-    path = f"/webhooks/{source.value}"
-
-    async def post(request: Request) -> Response:
-        return await receive(source, request)
-
-    async def probe() -> Response:
-        return Response(status_code=200)
-
-    app.add_api_route(path, post, methods=["POST"], summary=f"{source.value} notifications",
-                      response_model=None)
-    app.add_api_route(path, probe, methods=["HEAD"], summary=f"{source.value} endpoint probe",
-                      include_in_schema=False)
+async def _probe() -> Response:
+    return Response(status_code=200)
 
 
 async def confirm_subscription(url: str, host_suffix: str) -> None:

@@ -1,5 +1,6 @@
 """The real receiver over HTTP (uvicorn on a free loopback port) in front of a real inbox."""
 
+import asyncio
 import base64
 import json
 import threading
@@ -7,6 +8,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import httpx
 import pytest
+from starlette.testclient import TestClient
 
 from mediasift.config import Settings
 from mediasift.inbox import Inbox
@@ -169,3 +171,43 @@ def test_sns_subscription_is_confirmed_and_test_events_accepted(serve):
         assert [e.key for e in inbox.events_after(0, 10)] == ["videos/red flower.mp4"]
     finally:
         sns.shutdown()
+
+
+def test_concurrent_posts_with_repeats_are_each_answered_and_stored_once(serve):
+    url, inbox = serve()
+    bodies = [json.dumps({"eventType": "OBJECT_CREATED_PUT", "bucket": "media", "key": f"k{i}.jpg", "etag": f"e{i}"})
+              .encode() for i in range(40)]
+
+    async def post_all() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+            return await asyncio.gather(*(client.post("/webhooks/tigris", content=body) for body in bodies * 3))
+
+    responses = asyncio.run(post_all())
+    assert {r.status_code for r in responses} == {200}
+    assert sum(r.json()["accepted"] for r in responses) == 40
+    assert sum(r.json()["duplicates"] for r in responses) == 80
+    assert sorted(e.key for e in inbox.events_after(0, 1000)) == sorted(f"k{i}.jpg" for i in range(40))
+
+
+def test_openapi_describes_each_webhook_with_its_auth_and_answers(serve):
+    url, _ = serve()
+    schema = httpx.get(f"{url}/openapi.json").json()
+    for source in ("tigris", "seaweedfs", "s3"):
+        operation = schema["paths"][f"/webhooks/{source}"]["post"]
+        assert {"200", "400", "401", "413", "429", "503"} <= set(operation["responses"])
+        assert operation["requestBody"]["content"]["application/json"]
+        assert operation["security"] == [{"bearer": []}]
+    assert schema["components"]["securitySchemes"] == {"bearer": {"type": "http", "scheme": "bearer"}}
+    assert set(schema["components"]["schemas"]["WebhookAnswer"]["properties"]) == {"accepted", "duplicates", "ignored"}
+
+
+def test_webhook_behind_a_root_path_is_served_by_the_ordinary_route(tmp_path):
+    app = create_app(Settings(home=tmp_path, webhook_token=TOKEN))
+    with TestClient(app, root_path="/ingest") as client:
+        response = client.post("/ingest/webhooks/tigris", content=payload("tigris-documented.json"),
+                               headers={"Authorization": f"Bearer {TOKEN}"})
+        unauthenticated = client.post("/ingest/webhooks/tigris", content=payload("tigris-documented.json"))
+    assert response.status_code == 200
+    assert response.json() == {"accepted": 2, "duplicates": 0, "ignored": 0}
+    assert unauthenticated.status_code == 401
+    assert len(app.state.inbox.events_after(0, 10)) == 2

@@ -1,9 +1,11 @@
+import asyncio
 import threading
 import time
 
 import pytest
 from sqlalchemy import event as sa_event
 
+from mediasift.errors import InboxUnavailable
 from mediasift.inbox import Inbox
 from mediasift.intake.events import EventKind, NotificationEvent, Source
 from mediasift.intake.group_commit import GroupCommitter
@@ -62,3 +64,42 @@ def test_one_failing_request_does_not_fail_its_group(inbox, caplog):
     writer.close()
     assert sorted(e.key for e in inbox.events_after(0, 10)) == ["after", "before", "blocker"]
     assert "group_commit_failed requests=3" in caplog.text
+
+
+def test_requests_from_an_event_loop_are_answered_each_with_its_own_result(inbox):
+    writer = GroupCommitter(inbox)
+
+    async def post_all() -> list:
+        return await asyncio.gather(*(writer.commit([created(f"k{i}"), created("shared")]) for i in range(50)))
+
+    results = asyncio.run(post_all())
+    writer.close()
+    assert sorted(r.inserted for r in results) == [1] * 49 + [2]
+    assert sum(r.duplicates for r in results) == 49
+    assert len(inbox.events_after(0, 1000)) == 51
+
+
+def test_a_failed_commit_reaches_the_awaiting_request(inbox):
+    writer = GroupCommitter(inbox)
+    sa_event.listen(inbox.engine, "before_cursor_execute", _refuse)
+
+    async def post():
+        return await writer.commit([created("a")])
+
+    with pytest.raises(RuntimeError, match="database is gone"):
+        asyncio.run(post())
+    writer.close()
+
+
+def _refuse(conn, cursor, statement, params, context, executemany):
+    raise RuntimeError("database is gone")
+
+
+def test_requests_after_close_are_refused_as_unavailable(inbox):
+    writer = GroupCommitter(inbox)
+    committed = writer.submit([created("before")])
+    writer.close()
+    assert committed.result(timeout=10).inserted == 1
+    with pytest.raises(InboxUnavailable, match="shutting down"):
+        writer.submit([created("after")])
+    assert [e.key for e in inbox.events_after(0, 10)] == ["before"]
