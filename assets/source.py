@@ -19,11 +19,13 @@ source_spec = dg.AssetSpec(
 
 
 def source_materialization(result: VersionResult) -> dg.AssetMaterialization:
-    """Lineage, the version's state, and the content facts of the bytes the worker read."""
+    """Lineage, the version's state, the content facts of the bytes the worker read, and the verdicts the
+    object got at arrival (duplicate_of with its reason, anomaly score)."""
     facts: dict[str, object] = {**result.version.lineage(), "uri": result.version.uri, "state": result.state.value}
     if result.fetched is not None:
         facts.update(size=result.fetched.size, content_type=result.fetched.content_type,
                      sha256=result.fetched.sha256)
     if result.reason:
         facts["reason"] = result.reason
+    facts.update({name: value for name, value in result.verdicts.items() if value is not None})
     return dg.AssetMaterialization(SOURCE, partition=result.version.version_hash, metadata=facts)

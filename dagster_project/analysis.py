@@ -11,8 +11,6 @@ from mediasift.analysis.views import table_signature
 from mediasift.config import Settings
 
 ANALYSIS_JOB = "analysis_job"
-DEFAULT_ANALYSIS_CRON = "0 3 * * *"
-"""Until the setting exists (MEDIASIFT_ANALYSIS_CRON): a nightly full refresh; the sensor covers changes."""
 SENSOR_INTERVAL_S = 60
 ANALYSIS_IN_FLIGHT = dg.RunsFilter(job_name=ANALYSIS_JOB, statuses=IN_FLIGHT.statuses)
 

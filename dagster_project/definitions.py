@@ -6,7 +6,6 @@ import dagster as dg
 from assets.analysis import build_analysis_assets
 from assets.object_version import build_object_version
 from dagster_project.analysis import (
-    DEFAULT_ANALYSIS_CRON,
     build_analysis_job,
     build_analysis_schedule,
     build_analysis_sensor,
@@ -30,11 +29,11 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     ingest_job = build_ingest_job(object_version)
     analysis_job = build_analysis_job()
     return dg.Definitions(
-        assets=[object_version, *build_analysis_assets(taxonomy=None)],
+        assets=[object_version, *build_analysis_assets(taxonomy=settings.taxonomy)],
         jobs=[ingest_job, reconcile_job, analysis_job],
         sensors=[build_inbox_sensor(ingest_job, settings), build_analysis_sensor(analysis_job, settings)],
         schedules=[build_reconcile_schedule(settings.reconcile_cron),
-                   build_analysis_schedule(analysis_job, DEFAULT_ANALYSIS_CRON)],
+                   build_analysis_schedule(analysis_job, settings.analysis_cron)],
         resources=build_resources(settings),
     )
 

@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     max_attempts: int = 3
     lease_seconds: int = 900
     reconcile_cron: str = "*/10 * * * *"
+    analysis_cron: str = Field(default="0 3 * * *", description="when the analysis assets refresh on a schedule "
+                                                                 "(a sensor also refreshes them between ingest runs)")
+    taxonomy: Path | None = Field(default=None, description="taxonomy and rules YAML (examples/taxonomy.yaml)")
 
     @property
     def inbox_url(self) -> str:

@@ -87,6 +87,14 @@ class ObjectRecord:
             return Fingerprint(self.ref, self.arrived, self.sha256, visual=s.visual, phash=s.phash)
         return Fingerprint(self.ref, self.arrived, self.sha256, text=self.text_signature)
 
+    def verdict_facts(self) -> dict[str, object]:
+        """The arrival verdicts as asset metadata and `objects show` name them."""
+        a = self.anomaly or {}
+        duplicate_of = self.verdict.duplicate_of
+        return {"duplicate_of": duplicate_of and f"s3://{duplicate_of.bucket}/{duplicate_of.key}",
+                "duplicate_reason": self.verdict.reason, "anomaly_score": a.get("score"),
+                "anomaly_flagged": a.get("flagged")}
+
     def to_arrow(self) -> pa.Table:
         s, v, a = self.summary, self.version, self.anomaly or {}
         row = {

@@ -9,9 +9,13 @@ import threading
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
+from PIL import Image
 from rich.table import Table
 
+from mediasift.analysis import views
+from mediasift.analysis.clusters import ClusterSettings
 from mediasift.cli.app import (
     app,
     console,
@@ -24,10 +28,12 @@ from mediasift.cli.uploads import plan_uploads
 from mediasift.extraction.layers.rows import LAYERS
 from mediasift.extraction.models import models_for
 from mediasift.inbox import Inbox, State
-from mediasift.local.samples import PHOTO_SHOT_SECONDS, write_samples
+from mediasift.local.samples import PHOTO_SHOT_SECONDS, photo, photo_variants, write_samples
 from mediasift.local.stack import DagsterMode, Stack
+from mediasift.query.lineage import object_analysis
 from mediasift.query.search import Filters, Searcher
 from mediasift.store.lance import LanceIndex
+from mediasift.store.parquet import FeatureTables
 from mediasift.store.s3 import ObjectStore
 
 
@@ -95,8 +101,45 @@ def demo(timeout: Annotated[float, typer.Option(help="Seconds to wait for indexi
             found = bool(hits) and hits[0].key.removeprefix("demo/") in expected and check(hits[0])
             missed += not found
             console.print(f"{'[green]✓' if found else '[red]✗'} expected first: {' or '.join(expected)}[/]\n")
+        _demo_analysis(stack, Path(tmp), timeout)
     if missed:
         fail(f"{missed} demo search(es) missed their known answer")
+
+
+def _demo_analysis(stack: Stack, tmp: Path, timeout: float) -> None:
+    """The same indexed objects, three more access patterns: a duplicate group, a cluster, and an object
+    flagged as it arrives (after the reference is scored, as the anomaly_scores asset does)."""
+    derived = stack.settings.derived_path
+    storage, inbox = ObjectStore.from_settings(stack.settings), Inbox(stack.settings.inbox_url)
+    variants = tmp / "variants"
+    variants.mkdir()
+    for i, image in enumerate(photo_variants(photo("coffee"))):
+        image.save(variants / f"espresso {i}.png")
+    wait_processed(inbox, stack.settings.bucket, upload_files(storage, plan_uploads([variants], "demo/cafe/"),
+                                                              stack.settings.bucket), timeout)
+    objects = views.load_objects(derived)
+    groups = views.duplicate_view(objects).groups
+    if groups:
+        group = max(groups, key=lambda g: len(g.members))
+        console.print(f"[bold]duplicates[/bold] ({len(groups)} groups): {group.kind} group of "
+                      f"{group.representative.key}: " + ", ".join(f"{m.ref.key} ({m.reason})"
+                                                                  for m in group.members[1:]))
+    clustering, _ = views.cluster_view(objects, "visual", settings=ClusterSettings(min_cluster_size=3))
+    if clustering.clusters:
+        biggest = max(clustering.clusters, key=lambda c: c.size)
+        console.print(f"[bold]clusters[/bold] (visual, min size 3 for a demo this small): {len(clustering.clusters)}"
+                      f"; {biggest.id}: {biggest.size} objects, keywords {', '.join(biggest.keywords[:4])}")
+    views.write_reference(views.analysis_dir(derived), views.rescore_view(objects, "visual"))
+    odd = tmp / "odd"
+    odd.mkdir()
+    Image.fromarray(np.random.default_rng(7).integers(0, 256, (360, 480, 3), dtype=np.uint8)).save(odd / "static.png")
+    uploaded = upload_files(storage, plan_uploads([odd], "demo/odd/"), stack.settings.bucket)
+    wait_processed(inbox, stack.settings.bucket, uploaded, timeout)
+    (version,) = inbox.versions_of(stack.settings.bucket, "demo/odd/static.png")
+    verdict = object_analysis(FeatureTables(derived), version) or {}
+    score = verdict.get("anomaly_score")
+    console.print(f"[bold]anomalies[/bold]: demo/odd/static.png scored {score if score is None else f'{score:.2f}'} "
+                  f"at arrival, {'flagged' if verdict.get('anomaly_flagged') else 'not flagged'}")
 
 
 DEMO_QUERIES = [

@@ -21,8 +21,9 @@ from mediasift.extraction.layers import visual
 from mediasift.extraction.models.clip import UNTRAINED, configured_name
 from mediasift.identity import parse_s3_uri
 from mediasift.inbox import Inbox, State
-from mediasift.query.lineage import layer_counts, version_json
+from mediasift.query.lineage import layer_counts, object_analysis, version_json
 from mediasift.store.lance import LanceIndex
+from mediasift.store.parquet import FeatureTables
 
 
 @app.command()
@@ -80,8 +81,9 @@ def objects_show(uri: Annotated[str, typer.Argument(help="s3://BUCKET/KEY")], as
     versions = Inbox(settings.inbox_url).versions_of(bucket, key)
     if not versions:
         fail(f"no version of {uri} is known to the inbox")
-    index = LanceIndex(settings.lance_location)
-    described = [{**version_json(v), "layers": layer_counts(index, v.version_hash)} for v in versions]
+    index, tables = LanceIndex(settings.lance_location), FeatureTables(settings.derived_path)
+    described = [{**version_json(v), "layers": layer_counts(index, v.version_hash),
+                  "analysis": object_analysis(tables, v)} for v in versions]
     if as_json:
         console.print_json(json.dumps(described))
         return
@@ -95,4 +97,22 @@ def objects_show(uri: Annotated[str, typer.Argument(help="s3://BUCKET/KEY")], as
                 value = f"{value} (in DLQ)"
             table.add_row(label, "-" if value is None else str(value))
         table.add_row("layers", ", ".join(f"{layer} {n}" for layer, n in facts["layers"].items()))
+        for name, value in _analysis_rows(facts["analysis"]):
+            table.add_row(name, value)
         console.print(table)
+
+
+def _analysis_rows(analysis: dict | None) -> list[tuple[str, str]]:
+    if analysis is None:
+        return []
+    original = analysis["duplicate_of"]
+    score = analysis["anomaly_score"]
+    flagged = " (flagged)" if analysis["anomaly_flagged"] else ""
+    return [
+        ("duplicate_of", f"s3://{original['bucket']}/{original['key']} ({analysis['duplicate_reason']})"
+         if original else "-"),
+        ("anomaly_score", "-" if score is None else f"{score:.3f}{flagged}"),
+        ("labels", ", ".join(analysis["labels"]) or "-"),
+        ("flags", ", ".join(f["rule"] for f in analysis["flags"]) or "-"),
+        ("tags", ", ".join(analysis["tags"]) or "-"),
+    ]

@@ -11,12 +11,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
+from mediasift.analysis.duplicates import perceptual_hash
+from mediasift.analysis.objects import ObjectSummary
 from mediasift.errors import MediaError
 from mediasift.extraction.layers import entities, pages, scenes, transcript, visual
 from mediasift.extraction.layers.rows import LAYERS, Row
-from mediasift.extraction.media import Modality, modality_of
+from mediasift.extraction.media import Modality, modality_of, refusal
 from mediasift.extraction.media.audio import has_audio
 from mediasift.extraction.media.image import load_image
 from mediasift.extraction.media.pdf import iter_pages
@@ -42,7 +45,11 @@ class Extraction:
     seconds: dict[str, float] = field(default_factory=dict)
     superseded: str | None = None
     """Set when the notified version could no longer be read (overwritten since)."""
+    unsupported: str | None = None
+    """Set when no layer takes the bytes: why (`unsupported: text/plain`, or what contradicts the key)."""
     error: str | None = None
+    summary: ObjectSummary = field(default_factory=ObjectSummary)
+    """The object as a whole, for the object table its run writes."""
 
     def add(self, rows: list[Row]) -> None:
         for row in rows:
@@ -66,7 +73,9 @@ def extract(path: Path, version: ObjectVersion, fetched: Fetched, models: Models
     be decoded."""
     content_type = fetched.content_type
     modality = modality_of(content_type)
-    result = Extraction(version, fetched, modality)
+    result = Extraction(version, fetched, modality, unsupported=refusal(version.key, content_type, fetched.size))
+    if result.unsupported:
+        return result
     try:
         if modality is Modality.AUDIO:
             _transcript(path, result, models)
@@ -88,6 +97,7 @@ def extract(path: Path, version: ObjectVersion, fetched: Fetched, models: Models
         result.extractors["entities"] = entities.EXTRACTOR
     with _Timer(result, "text_embeddings"):
         _embed_text(result, models)
+    _summarise(result)
     return result
 
 
@@ -130,6 +140,7 @@ def _video_frames(path: Path, result: Extraction, models: Models) -> None:
 
 def _image(path: Path, result: Extraction, models: Models) -> None:
     image = load_image(path)
+    result.summary.phash = perceptual_hash(image)
     with _Timer(result, "visual"):
         on_screen = [line.text for line in models.ocr.read(image)]
         faces = models.faces.detect(image)
@@ -177,3 +188,27 @@ def _embed_text(result: Extraction, models: Models) -> None:
         return
     for row, vector in zip(rows, models.text.embed([r.text for r in rows]), strict=True):
         row.vector = vector
+
+
+def _summarise(result: Extraction) -> None:
+    """The object-level view (DESIGN §6): the mean of its picture features, the mean of its words' vectors,
+    its words, its tags (most likely first) and its entities."""
+    summary, rows = result.summary, result.rows
+    summary.visual = _mean_direction([r.vector for r in rows["visual"] if r.vector is not None])
+    words = [r for layer in ("transcript", "pages", "scenes") for r in rows[layer] if r.indexed]
+    summary.text_vector = _mean_direction([r.vector for r in words if r.vector is not None])
+    summary.text = "\n".join(r.text for r in words if r.text)
+    scores: dict[str, float] = {}
+    for row in rows["visual"]:
+        for tag in row.extra.get("tags", []):
+            scores[tag["label"]] = max(scores.get(tag["label"], 0.0), tag["score"])
+    summary.tags = sorted(scores, key=lambda label: -scores[label])
+    summary.entities = [(r.label or "", r.text) for r in rows["entities"]]
+
+
+def _mean_direction(vectors: list[np.ndarray]) -> np.ndarray | None:
+    if not vectors:
+        return None
+    mean = np.mean(np.stack(vectors).astype(np.float32), axis=0)
+    norm = float(np.linalg.norm(mean))
+    return mean / norm if norm > 0 else None

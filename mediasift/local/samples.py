@@ -99,6 +99,14 @@ def photo(name: str) -> Image.Image:
         return image.convert("RGB")
 
 
+def photo_variants(image: Image.Image) -> list[Image.Image]:
+    """The photo and five mild variants (crops, a slight rotation, a resize, brighter): what a bucket of
+    real shots of one subject looks like to the analyses, near duplicates each of the first."""
+    w, h = image.size
+    return [image, image.crop((w // 20, h // 20, w, h)), image.crop((0, 0, w * 9 // 10, h * 9 // 10)),
+            image.rotate(3), image.resize((w * 4 // 5, h * 4 // 5)), image.point(lambda v: min(255, int(v * 1.1)))]
+
+
 def write_photo_video(path: Path, photos: list[str]) -> None:
     """One shot per photo, PHOTO_SHOT_SECONDS each, hard cuts, no sound."""
     frames = [photo(name).resize((640, 420)) for name in photos]

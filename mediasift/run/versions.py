@@ -4,6 +4,7 @@
   delete event) is deleted; neither is extracted. Otherwise the run claims the version's lease.
 - **read + extract**: a worker (inline, or a Ray actor) reads the exact notified version (If-Match on the
   ETag, or its VersionId), hashing and sniffing it as it streams, and extracts every layer that fits.
+  Bytes no layer takes end `unsupported`, with the reason.
 - **index**: the rows go to the Parquet feature tables, then, every `INDEX_FLUSH` versions, to the
   LanceDB tables in one write per layer.
 - **record**: the version's final state goes to the inbox, the only place state changes.
@@ -19,12 +20,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from mediasift.analysis.arrival import ArrivalJudge
+from mediasift.analysis.objects import OBJECTS, ObjectRecord
+from mediasift.analysis.views import load_reference
 from mediasift.errors import LockHeld, MediasiftError
 from mediasift.extraction.compute import Compute
-from mediasift.extraction.extract import Extraction
 from mediasift.extraction.layers.rows import LAYERS
 from mediasift.identity import ObjectVersion
 from mediasift.inbox import Inbox, State
@@ -32,6 +36,9 @@ from mediasift.intake.events import EventKind
 from mediasift.store import RowStores
 from mediasift.store.records import to_arrow
 from mediasift.store.s3 import Fetched, ObjectStore
+
+if TYPE_CHECKING:
+    from mediasift.extraction.extract import Extraction
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +68,7 @@ class VersionResult:
     version: ObjectVersion
     state: State
     reason: str | None = None
-    """Why it is superseded, deleted, skipped or failed (the error)."""
+    """Why it is superseded, deleted, unsupported, skipped or failed (the error)."""
     fetched: Fetched | None = None
     modality: str | None = None
     rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LAYERS, 0))
@@ -69,6 +76,8 @@ class VersionResult:
     extractors: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     removed_rows: int = 0
+    verdicts: dict[str, object] = field(default_factory=dict)
+    """What the object got at arrival: duplicate_of, duplicate_reason, anomaly_score, anomaly_flagged."""
 
     @property
     def failed(self) -> bool:
@@ -83,6 +92,7 @@ def run_versions(inbox: Inbox, storage: ObjectStore, stores: RowStores, compute:
                  kind: EventKind, attempt: Attempt) -> Iterator[VersionResult]:
     """`kind` is the event the sensor gave the run: a delete removes the version without reading the store."""
     to_extract: list[ObjectVersion] = []
+    arrived: dict[str, int] = {}
     for version_hash in version_hashes:
         record = inbox.version(version_hash)
         if record is None:
@@ -97,7 +107,9 @@ def run_versions(inbox: Inbox, storage: ObjectStore, stores: RowStores, compute:
             yield checked
         else:
             to_extract.append(version)
-    yield from _extract_and_index(inbox, stores, compute, to_extract, attempt)
+            arrived[version_hash] = record.first_seq
+    judge = ArrivalJudge(stores.tables, lambda: load_reference(stores.analysis_dir, "visual"))
+    yield from _extract_and_index(inbox, stores, compute, to_extract, attempt, _Arrival(judge, arrived))
 
 
 def _check(inbox: Inbox, storage: ObjectStore, stores: RowStores, version: ObjectVersion,
@@ -120,8 +132,15 @@ def _check(inbox: Inbox, storage: ObjectStore, stores: RowStores, version: Objec
     return None
 
 
+@dataclass
+class _Arrival:
+    judge: ArrivalJudge
+    seq: dict[str, int]
+    """Each version's arrival: its first inbox sequence number."""
+
+
 def _extract_and_index(inbox: Inbox, stores: RowStores, compute: Compute, versions: list[ObjectVersion],
-                       attempt: Attempt) -> Iterator[VersionResult]:
+                       attempt: Attempt, arrival: _Arrival) -> Iterator[VersionResult]:
     """Extraction goes to `compute` in one call (so a Ray pool works on all of it in parallel); results are
     written as they come back, and indexed every `INDEX_FLUSH` versions."""
     pending = _PendingIndex()
@@ -137,7 +156,12 @@ def _extract_and_index(inbox: Inbox, stores: RowStores, compute: Compute, versio
                 fetched = extraction.fetched
                 inbox.record_content(version.version_hash, content_type=fetched.content_type,
                                      sha256=fetched.sha256, size=fetched.size)
-                pending.results.append(_write_feature_tables(stores, extraction, pending.tables))
+                if extraction.unsupported:
+                    yield _record_done(inbox, stores, VersionResult(
+                        version, State.UNSUPPORTED, reason=extraction.unsupported, fetched=fetched,
+                        modality=extraction.modality.value))
+                else:
+                    pending.results.append(_write_feature_tables(stores, extraction, pending.tables, arrival))
         if len(pending.results) >= INDEX_FLUSH:
             yield from pending.flush(inbox, stores)
     yield from pending.flush(inbox, stores)
@@ -166,10 +190,12 @@ class _PendingIndex:
 
 def _record_done(inbox: Inbox, stores: RowStores, result: VersionResult) -> VersionResult:
     """The newest version of a key wins (by event order): what it supersedes leaves the index, and so does
-    this version when a newer one finished first."""
+    this version when a newer one finished first. An unsupported version wins too (it has no rows): the
+    key no longer holds what the older rows describe."""
     version = result.version
-    result.state, superseded = inbox.mark_done(version.version_hash)
-    stale = superseded + ([] if result.state is State.DONE else [version.version_hash])
+    unsupported = result.reason if result.state is State.UNSUPPORTED else None
+    result.state, superseded = inbox.mark_done(version.version_hash, unsupported=unsupported)
+    stale = superseded + ([] if result.state is not State.SUPERSEDED else [version.version_hash])
     result.removed_rows = stores.index.remove_versions(stale)
     log.info("layers_indexed uri=%s etag=%s state=%s rows=%s", version.uri, version.etag, result.state.value,
              result.rows)
@@ -185,9 +211,10 @@ def _failed(inbox: Inbox, stores: RowStores, version: ObjectVersion, error: str,
     return VersionResult(version, State.FAILED, reason=error)
 
 
-def _write_feature_tables(stores: RowStores, extraction: Extraction,
-                          indexed: dict[str, list[pa.Table]]) -> VersionResult:
-    """Write the version's Parquet files; collect its searchable rows for one index write per layer."""
+def _write_feature_tables(stores: RowStores, extraction: Extraction, indexed: dict[str, list[pa.Table]],
+                          arrival: _Arrival) -> VersionResult:
+    """Write the version's Parquet files, its object-table row with the verdicts it gets at arrival last;
+    collect its searchable rows for one index write per layer."""
     version = extraction.version
     result = VersionResult(version, State.RUNNING, fetched=extraction.fetched, modality=extraction.modality.value,
                            extractors=extraction.extractors, seconds=extraction.seconds)
@@ -199,6 +226,12 @@ def _write_feature_tables(stores: RowStores, extraction: Extraction,
         if searchable:
             indexed[layer].append(to_arrow(searchable, version, extractor))
         result.rows[layer], result.indexed_rows[layer] = len(rows), len(searchable)
+    fetched = extraction.fetched
+    record = arrival.judge.judge(ObjectRecord(
+        version, arrival.seq[version.version_hash], extraction.modality.value, fetched.content_type, fetched.size,
+        fetched.sha256, extraction.summary))
+    stores.tables.write(OBJECTS, version.object_id, version.version_hash, record.to_arrow())
+    result.verdicts = record.verdict_facts()
     return result
 
 
@@ -207,7 +240,7 @@ def _removed(stores: RowStores, version: ObjectVersion, state: State, reason: st
     tables stay as history)."""
     removed = stores.index.remove_versions([version.version_hash])
     if state is not State.SUPERSEDED:
-        for layer in LAYERS:
-            stores.tables.remove(layer, version.object_id, version.version_hash)
+        for table in (*LAYERS, OBJECTS):
+            stores.tables.remove(table, version.object_id, version.version_hash)
     log.info("layers_removed uri=%s etag=%s state=%s rows=%d", version.uri, version.etag, state.value, removed)
     return VersionResult(version, state, reason=reason, removed_rows=removed)

@@ -17,6 +17,11 @@ class RowStores:
     tables: FeatureTables
     index: LanceIndex
 
+    @property
+    def analysis_dir(self) -> Path:
+        """The batch views' Parquet outputs (and the anomaly reference arrivals are scored against)."""
+        return self.tables.root / "analysis"
+
     @classmethod
     def at(cls, derived_dir: str | Path, lance_uri: str) -> RowStores:
         return cls(FeatureTables(Path(derived_dir)), LanceIndex(lance_uri))

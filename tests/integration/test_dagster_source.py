@@ -63,14 +63,15 @@ def test_runs_materialize_lineage_supersede_overwrites_and_mark_deletions(stack,
         outcomes[(meta["key"].value, request.tags[KIND_TAG])] = meta
 
     versions = stack_inbox.versions_of(bucket, "a.txt")
-    assert [v.state for v in versions] == [State.SUPERSEDED, State.DONE]
-    assert outcomes[("a.txt", "created")]["state"].value in ("done", "superseded")
+    assert [v.state for v in versions] == [State.SUPERSEDED, State.UNSUPPORTED]
+    assert versions[1].last_error == "unsupported: text/plain", "no layer takes plain text, and it says so"
+    assert outcomes[("a.txt", "created")]["state"].value in ("unsupported", "superseded")
     done = versions[1]
     assert (done.content_type, done.size) == ("text/plain", len(b"second version"))
     assert len(done.sha256) == 64
     assert [v.state for v in stack_inbox.versions_of(bucket, "gone.txt")] == [State.DELETED]
     assert {"bucket", "key", "etag", "object_id", "sha256", "content_type", "size"} <= set(
-        next(m for m in outcomes.values() if m["state"].value == "done")
+        next(m for m in outcomes.values() if m["state"].value == "unsupported")
     )
 
 
@@ -99,7 +100,7 @@ def test_unreadable_object_is_retried_dead_lettered_and_redriven(stack, bucket, 
     assert again.partition_key == request.partition_key and again.run_key != request.run_key
     assert run(instance, resources, again).success
     (version,) = stack_inbox.versions_of(bucket, "locked.bin")
-    assert (version.state, version.in_dlq, version.attempts) == (State.DONE, False, 1)
+    assert (version.state, version.in_dlq, version.attempts) == (State.UNSUPPORTED, False, 1)
 
 
 def test_batch_mode_makes_one_run_per_batch_and_every_object_its_own_partition(stack, bucket, stack_inbox,
@@ -118,7 +119,7 @@ def test_batch_mode_makes_one_run_per_batch_and_every_object_its_own_partition(s
         assert run(instance, resources, request).success
 
     versions = [stack_inbox.versions_of(bucket, key)[0] for key in keys]
-    assert [v.state for v in versions] == [State.DONE] * 5
+    assert [v.state for v in versions] == [State.UNSUPPORTED] * 5
     materialized = instance.get_materialized_partitions(SOURCE)
     assert {v.version_hash for v in versions} <= materialized
     assert {v.version_hash for v in versions} <= instance.get_materialized_partitions(

@@ -16,9 +16,14 @@ CHECKS = {"rows_have_lineage", "vector_dimensions", "no_rows_for_removed_version
 def test_code_location_loads_with_the_expected_graph():
     repo = defs.get_repository_def()
     graph = repo.asset_graph
+    analysis = ("duplicates", "clusters", "anomaly_scores", "classifications")
     assert {key.to_user_string() for key in graph.get_all_asset_keys()} == {
-        "mediasift/source_object", *(f"mediasift/{layer}" for layer in LAYERS)}
-    assert {job.name for job in repo.get_all_jobs()} >= {"ingest_object_version", "reconcile_job"}
+        "mediasift/source_object", *(f"mediasift/{name}" for name in (*LAYERS, *analysis))}
+    assert {job.name for job in repo.get_all_jobs()} >= {"ingest_object_version", "reconcile_job", "analysis_job"}
+    for name in analysis:
+        node = graph.get(dg.AssetKey(["mediasift", name]))
+        assert node.group_name == "analysis" and node.partitions_def is None
+        assert SOURCE in node.parent_keys, "downstream of the object partitions"
     assert graph.get(SOURCE).group_name == "source"
     for layer in LAYERS:
         node = graph.get(dg.AssetKey(["mediasift", layer]))
