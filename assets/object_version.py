@@ -48,6 +48,7 @@ def build_object_version(retry_policy: dg.RetryPolicy) -> dg.AssetsDefinition:
         if failed:
             raise dg.Failure(
                 description=f"{len(failed)} of {len(results)} object versions failed",
+                allow_retries=not all(r.permanent for r in failed),
                 metadata={"failed": dg.MetadataValue.md("\n".join(
                     f"- `{r.version.uri}` (etag {r.version.etag}): {r.reason}" for r in failed))},
             )

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mediasift.config import Settings
-from mediasift.errors import VersionChanged
+from mediasift.errors import MediaError, VersionChanged
 from mediasift.identity import ObjectVersion
 from mediasift.local.processes import alive
 from mediasift.store.s3 import ObjectStore
@@ -73,7 +73,8 @@ class Worker:
                 return Extraction(version, superseded=str(changed))
             except Exception as error:  # returned, not raised: one bad object must not fail its batch
                 log.warning("extract_failed uri=%s etag=%s error=%s", version.uri, version.etag, error)
-                return Extraction(version, error=f"{type(error).__name__}: {error}")
+                return Extraction(version, error=f"{type(error).__name__}: {error}",
+                                  permanent=isinstance(error, MediaError))
 
     def load_counts(self) -> dict[str, int]:
         return dict(self.models.load_counts)

@@ -48,6 +48,8 @@ class Extraction:
     unsupported: str | None = None
     """Set when no layer takes the bytes: why (`unsupported: text/plain`, or what contradicts the key)."""
     error: str | None = None
+    permanent: bool = False
+    """The error is in the bytes (corrupt media): no retry can fix it."""
     summary: ObjectSummary = field(default_factory=ObjectSummary)
     """The object as a whole, for the object table its run writes."""
 

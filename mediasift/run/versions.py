@@ -76,6 +76,8 @@ class VersionResult:
     extractors: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     removed_rows: int = 0
+    permanent: bool = False
+    """A failure no retry can fix (it went to the dead-letter queue at once)."""
     verdicts: dict[str, object] = field(default_factory=dict)
     """What the object got at arrival: duplicate_of, duplicate_reason, anomaly_score, anomaly_flagged."""
 
@@ -100,6 +102,8 @@ def run_versions(inbox: Inbox, storage: ObjectStore, stores: RowStores, compute:
         version = record.object_version()
         if attempt.number > 1 and record.state is State.DONE:
             yield VersionResult(version, State.DONE, reason="already indexed by an earlier attempt")
+        elif attempt.number > 1 and record.in_dlq:
+            yield VersionResult(version, State.FAILED, reason=record.last_error, permanent=True)
         elif kind is EventKind.DELETED:
             inbox.mark_deleted(version_hash)
             yield _removed(stores, version, State.DELETED, "delete event")
@@ -151,7 +155,8 @@ def _extract_and_index(inbox: Inbox, stores: RowStores, compute: Compute, versio
                 inbox.mark_superseded(version.version_hash, extraction.superseded)
                 yield _removed(stores, version, State.SUPERSEDED, extraction.superseded)
             elif extraction.error or extraction.fetched is None:
-                yield _failed(inbox, stores, version, extraction.error or "no bytes were read", attempt)
+                yield _failed(inbox, stores, version, extraction.error or "no bytes were read", attempt,
+                              extraction.permanent)
             else:
                 fetched = extraction.fetched
                 inbox.record_content(version.version_hash, content_type=fetched.content_type,
@@ -202,13 +207,16 @@ def _record_done(inbox: Inbox, stores: RowStores, result: VersionResult) -> Vers
     return result
 
 
-def _failed(inbox: Inbox, stores: RowStores, version: ObjectVersion, error: str, attempt: Attempt) -> VersionResult:
-    """No partial rows stay behind; the last allowed attempt puts the version in the dead-letter queue."""
+def _failed(inbox: Inbox, stores: RowStores, version: ObjectVersion, error: str, attempt: Attempt,
+            permanent: bool = False) -> VersionResult:
+    """No partial rows stay behind. The last allowed attempt puts the version in the dead-letter queue, and
+    so does the first when the error is permanent (corrupt media): retrying cannot fix the bytes."""
     _removed(stores, version, State.FAILED, error)
-    inbox.mark_failed(version.version_hash, error, dead_letter=attempt.is_last, attempt=attempt.number)
-    log.warning("object_failed uri=%s etag=%s attempt=%d dlq=%s error=%s", version.uri, version.etag,
-                attempt.number, attempt.is_last, error)
-    return VersionResult(version, State.FAILED, reason=error)
+    dead_letter = permanent or attempt.is_last
+    inbox.mark_failed(version.version_hash, error, dead_letter=dead_letter, attempt=attempt.number)
+    log.warning("object_failed uri=%s etag=%s attempt=%d dlq=%s permanent=%s error=%s", version.uri, version.etag,
+                attempt.number, dead_letter, permanent, error)
+    return VersionResult(version, State.FAILED, reason=error, permanent=permanent)
 
 
 def _write_feature_tables(stores: RowStores, extraction: Extraction, indexed: dict[str, list[pa.Table]],

@@ -237,7 +237,8 @@ def test_corrupt_media_fails_its_run_naming_the_object_and_leaves_no_rows(pipeli
     assert sum(not o.success for o in outcomes) == len(CORRUPT)
     for key in CORRUPT:
         (version,) = pipeline.inbox.versions_of(pipeline.bucket, key)
-        assert (version.state, version.in_dlq) == (State.FAILED, True), key
+        assert (version.state, version.in_dlq, version.attempts) == (State.FAILED, True, 1), \
+            f"{key}: corrupt bytes go to the dead-letter queue at once, no retry can fix them"
         assert key in version.last_error and "MediaError" in version.last_error
         assert sum(pipeline.stores.index.count(layer, f"version_hash = '{version.version_hash}'")
                    for layer in LAYERS) == 0
