@@ -32,7 +32,7 @@ from mediasift.store.s3 import ObjectStore
 @dlq_app.command("list")
 def dlq_list(bucket: BucketOption = None, as_json: JsonOption = False) -> None:
     """Dead-lettered versions, oldest failure first, with their last error."""
-    entries = Inbox(load_settings().inbox_url).dead_letters(bucket)
+    entries = Inbox(load_settings().inbox_url, read_only=True).dead_letters(bucket)
     if as_json:
         console.print_json(json.dumps([version_json(v) for v in entries]))
         return

@@ -30,7 +30,7 @@ from mediasift.store.parquet import FeatureTables
 def status(as_json: JsonOption = False) -> None:
     """Counts of object versions per state, the inbox depth and the endpoints in use."""
     settings = load_settings(wait_for_stack=0)
-    inbox = Inbox(settings.inbox_url)
+    inbox = Inbox(settings.inbox_url, read_only=True)
     stack = settings.stack_info()
     report = {
         "stack": stack["state"],
@@ -77,8 +77,8 @@ def objects_show(uri: Annotated[str, typer.Argument(help="s3://BUCKET/KEY")], as
         bucket, key = parse_s3_uri(uri)
     except ValueError as error:
         fail(str(error))
-    settings = load_settings()
-    versions = Inbox(settings.inbox_url).versions_of(bucket, key)
+    settings = load_settings(wait_for_stack=0)
+    versions = Inbox(settings.inbox_url, read_only=True).versions_of(bucket, key)
     if not versions:
         fail(f"no version of {uri} is known to the inbox")
     index, tables = LanceIndex(settings.lance_location), FeatureTables(settings.derived_path)

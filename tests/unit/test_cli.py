@@ -20,6 +20,7 @@ def test_status_json_has_the_counts_depth_endpoints_and_the_visual_model(tmp_pat
                                 "trained": True}
     assert report["stack"] == "down"
     assert report["endpoints"]["inbox"].startswith("sqlite:///")
+    assert not (tmp_path / "inbox.db").exists(), "a read-only command creates nothing"
 
 
 def test_help_lists_every_command():
