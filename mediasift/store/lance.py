@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import cached_property
 
 import pyarrow as pa
@@ -150,6 +151,72 @@ class LanceIndex:
         table.create_index(column, config=IvfPq(
             distance_type="cosine", num_partitions=self.tuning.partitions(rows),
             num_sub_vectors=max(1, vector_dim(table.schema, column) // self.tuning.sub_vector_dims)), replace=True)
+
+
+class PinnedIndex(LanceIndex):
+    """The index as a snapshot's tag pinned it: each table checked out at `tag`, for reading only (Lance
+    refuses writes in time-travel mode). A table without the tag did not exist when the snapshot was taken,
+    so it reads as absent."""
+
+    def __init__(self, uri: str, tag: str, tuning: VectorTuning | None = None):
+        super().__init__(uri, tuning)
+        self.tag = tag
+
+    def table(self, layer: str):
+        table = super().table(layer)
+        if table is None or self.tag not in table.tags.list():
+            return None
+        table.checkout(self.tag)
+        return table
+
+
+def tag_tables(index: LanceIndex, tag: str) -> dict[str, int]:
+    """Pin every table's current version under `tag` and return {table: version}. A tag is what keeps a
+    version's files from cleanup, so a snapshot's search can be answered later. All or nothing: when one
+    table refuses the tag (it exists already, an invalid name), the tags made so far are deleted again."""
+    pinned: dict[str, int] = {}
+    with index._lock:
+        try:
+            for name in index.db.list_tables().tables:
+                table = index.db.open_table(name)
+                table.tags.create(tag, table.version)
+                pinned[name] = table.version
+        except Exception:
+            for name in pinned:
+                index.db.open_table(name).tags.delete(tag)
+            raise
+    return pinned
+
+
+def delete_tag(index: LanceIndex, tag: str) -> None:
+    """Unpin `tag` on every table that has it (its versions become ordinary old versions again)."""
+    with index._lock:
+        for name in index.db.list_tables().tables:
+            table = index.db.open_table(name)
+            if tag in table.tags.list():
+                table.tags.delete(tag)
+
+
+def cleanup_keeping_tags(index: LanceIndex, older_than: timedelta, delete_unverified: bool = False) -> dict[str, int]:
+    """Compact every table and remove its versions older than `older_than`, except what tags pin.
+
+    LanceDB 0.40's `optimize(cleanup_older_than=…)` refuses outright when a tagged version falls in the
+    window ("tagged version(s) have been marked for cleanup"; the Python API cannot pass Lance's
+    `error_if_tagged_old_versions=False`), so a snapshot would block every cleanup. The window is shrunk to
+    end a second before the oldest tagged version instead: versions before it are removed, the tagged ones
+    and those between tags stay. Returns {table: versions left}."""
+    left: dict[str, int] = {}
+    with index._lock:
+        for name in index.db.list_tables().tables:
+            table = index.db.open_table(name)
+            window = older_than
+            tagged = {tag["version"] for tag in table.tags.list().values()}
+            if tagged:
+                oldest = min(v["timestamp"] for v in table.list_versions() if v["version"] in tagged)
+                window = max(older_than, datetime.now() - oldest + timedelta(seconds=1))
+            table.optimize(cleanup_older_than=window, delete_unverified=delete_unverified)
+            left[name] = len(table.list_versions())
+    return left
 
 
 def vector_dim(schema: pa.Schema, column: str) -> int | None:
