@@ -1,8 +1,10 @@
 import dagster as dg
 
 from assets.layers import layer_check_specs, layer_checks, layer_materializations, layer_specs
-from assets.source import source_materialization, source_spec
+from assets.source import flags_check, flags_check_spec, source_materialization, source_spec
 from dagster_project.partitions import KIND_TAG, object_versions
+from mediasift.analysis.alerts import AlertSender
+from mediasift.analysis.taxonomy import load_taxonomy
 from mediasift.intake.events import EventKind
 from mediasift.run.versions import Attempt, run_versions
 from mediasift.store.s3 import ObjectStore
@@ -20,7 +22,7 @@ def build_object_version(retry_policy: dg.RetryPolicy) -> dg.AssetsDefinition:
 
     @dg.multi_asset(
         specs=[source_spec, *layer_specs],
-        check_specs=layer_check_specs,
+        check_specs=[*layer_check_specs, flags_check_spec],
         partitions_def=object_versions,
         retry_policy=retry_policy,
         backfill_policy=BATCH_POLICY,
@@ -30,19 +32,28 @@ def build_object_version(retry_policy: dg.RetryPolicy) -> dg.AssetsDefinition:
     def object_version(context: dg.AssetExecutionContext, settings: SettingsResource, inbox: InboxResource,
                        s3: S3Resource, index: IndexResource, compute: ComputeResource):
         """Checks and reads each object version of the run (one, or a batch), then extracts, indexes and
-        records its layers."""
+        records its layers; evaluates the taxonomy's rules on it and sends an alert for each flag."""
         config = settings.get()
         stores = index.get()
         attempt = Attempt(context.run.run_id, context.retry_number + 1, config.max_attempts, config.lease_seconds)
         kind = EventKind(context.run.tags.get(KIND_TAG, EventKind.CREATED))
+        rules = load_taxonomy(config.taxonomy).rules if config.taxonomy else ()
+        alerts = AlertSender.from_settings(config, inbox.get().engine)
         results = []
-        for result in run_versions(inbox.get(), ObjectStore(s3.get_client()), stores, compute.get(),
-                                   list(context.partition_keys), kind, attempt):
-            results.append(result)
-            if not result.failed:
-                context.log_event(source_materialization(result))
-                for materialization in layer_materializations(result):
-                    context.log_event(materialization)
+        try:
+            for result in run_versions(inbox.get(), ObjectStore(s3.get_client()), stores, compute.get(),
+                                       list(context.partition_keys), kind, attempt, rules):
+                results.append(result)
+                if not result.failed:
+                    context.log_event(source_materialization(result))
+                    for materialization in layer_materializations(result):
+                        context.log_event(materialization)
+                    context.log_event(flags_check(result))
+                    if alerts and result.flags:
+                        alerts.send(result.version, result.flags)
+        finally:
+            if alerts:
+                alerts.close()
         yield from layer_checks(stores, results, config)
         failed = [r for r in results if r.failed]
         if failed:

@@ -1,9 +1,12 @@
+import warnings
+
 import dagster as dg
 
 from dagster_project.partitions import object_versions
 from mediasift.run.versions import VersionResult
 
 SOURCE = dg.AssetKey(["mediasift", "source_object"])
+FLAGS_CHECK = "no_rule_flags"
 
 source_spec = dg.AssetSpec(
     SOURCE,
@@ -29,3 +32,29 @@ def source_materialization(result: VersionResult) -> dg.AssetMaterialization:
         facts["reason"] = result.reason
     facts.update({name: value for name, value in result.verdicts.items() if value is not None})
     return dg.AssetMaterialization(SOURCE, partition=result.version.version_hash, metadata=facts)
+
+
+
+
+def _flags_check_spec() -> dg.AssetCheckSpec:
+    """Partitioned like the asset, so the UI shows the warning on the flagged version's own partition
+    (a preview feature of Dagster 1.13, chosen knowingly: its warning is not repeated at every import)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return dg.AssetCheckSpec(
+            FLAGS_CHECK, asset=SOURCE, partitions_def=object_versions,
+            description="Warns on an object version that trips one of the taxonomy's rules (MEDIASIFT_TAXONOMY), "
+                        "evaluated in its own run; the metadata says which rule and what tripped it.")
+
+
+flags_check_spec = _flags_check_spec()
+
+
+def flags_check(result: VersionResult) -> dg.AssetCheckEvaluation:
+    """One evaluation per object version (its partition), so a batch run warns on exactly the flagged ones."""
+    return dg.AssetCheckEvaluation(
+        asset_key=SOURCE, check_name=FLAGS_CHECK, passed=not result.flags, severity=dg.AssetCheckSeverity.WARN,
+        partition=result.version.version_hash,
+        metadata={"uri": result.version.uri, "flags": len(result.flags),
+                  "rules": dg.MetadataValue.md("\n".join(f"- `{f['rule']}`: {f['reason']}" for f in result.flags)
+                                               or "none")})

@@ -23,7 +23,7 @@ from mediasift.local.processes import alive
 STACK_FILE = "stack.json"
 STACK_WAIT_S = 300.0
 CREDENTIALS_FILE = "credentials.json"
-SECRET_FIELDS = ("s3_access_key", "s3_secret_key", "webhook_token", "webhook_basic_password")
+SECRET_FIELDS = ("s3_access_key", "s3_secret_key", "webhook_token", "webhook_basic_password", "alert_webhook_token")
 """Never in resource config, logs or anything the UI shows; passed to processes by environment only."""
 
 
@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     analysis_cron: str = Field(default="0 3 * * *", description="when the analysis assets refresh on a schedule "
                                                                  "(a sensor also refreshes them between ingest runs)")
     taxonomy: Path | None = Field(default=None, description="taxonomy and rules YAML (examples/taxonomy.yaml)")
+    alert_webhook_url: str | None = Field(default=None, description="where each rule flag is POSTed, once per "
+                                                                    "object version (an Idempotency-Key header)")
+    alert_webhook_token: SecretStr | None = Field(default=None, description="sent as `Authorization: Bearer`")
 
     @property
     def inbox_url(self) -> str:

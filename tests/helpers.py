@@ -84,3 +84,41 @@ def run_new_events(instance, resources, inbox: Inbox, cursor: str, raise_on_erro
     result = tick(instance, resources, cursor, batch)
     outcomes = [run(instance, resources, request, raise_on_error) for request in result.run_requests]
     return result.cursor or cursor, outcomes
+
+
+class RecordingServer:
+    """A real HTTP server on a free loopback port that records every POST (headers and JSON body) and
+    answers them with the statuses queued in `answers` (200 once they run out)."""
+
+    def __init__(self, answers: list[int] | None = None):
+        import http.server
+        import json
+        import threading
+
+        self.requests: list[dict] = []
+        self.answers = list(answers or [])
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                owner.requests.append({"headers": dict(self.headers), "body": json.loads(body)})
+                self.send_response(owner.answers.pop(0) if owner.answers else 200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/alerts"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def __enter__(self) -> "RecordingServer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()

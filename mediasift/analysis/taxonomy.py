@@ -376,6 +376,10 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
+TEXT_LAYERS = ("transcript", "pages", "scenes")
+"""The layers whose rows are words that prompts, phrases and regexes read."""
+
+
 @dataclass(frozen=True)
 class TextRow:
     layer: str

@@ -42,6 +42,7 @@ from mediasift.analysis.gaps import Gap, report_gaps
 from mediasift.analysis.objects import OBJECTS, SCHEMA, current, fingerprint_of, ref_of, verdict_of
 from mediasift.analysis.reference import IndexSettings, ObjectRef, VectorIndex
 from mediasift.analysis.taxonomy import (
+    TEXT_LAYERS,
     Classification,
     Entity,
     Evidence,
@@ -66,7 +67,6 @@ SPACES: dict[str, str] = {"visual": "visual", "text": "text_vector"}
 ANALYSIS = "analysis"
 DUPLICATES, HISTORY, CLASSIFICATIONS, FLAGS = ("duplicates.parquet", "anomaly_history.parquet",
                                                "classifications.parquet", "flags.parquet")
-TEXT_LAYERS = ("transcript", "pages", "scenes")
 REF = [("bucket", pa.string()), ("key", pa.string()), ("etag", pa.string()), ("object_id", pa.string())]
 TIME = pa.timestamp("us", tz="UTC")
 
@@ -561,20 +561,20 @@ def flag_view(objects: pl.DataFrame, rules: Sequence[RuleSpec], scores: Iterable
               at: datetime | None = None) -> list[RaisedFlag]:
     """Every rule over every current object; a flag raised before (by an earlier evaluation or at arrival)
     keeps the time it was first raised."""
-    first = {**_arrival_flag_times(objects), **{p.flag.id: p.at for p in previous}}
+    first = {**{a.flag.id: a.at for a in arrival_flags(objects)}, **{p.flag.id: p.at for p in previous}}
     now = at or datetime.now(UTC)
     return [RaisedFlag(flag, first.get(flag.id, now))
             for f in facts(objects, scores, text) for flag in evaluate_rules(rules, f)]
 
 
-def _arrival_flag_times(objects: pl.DataFrame) -> dict[str, datetime]:
-    """Flags the run path stored on rows at arrival (`flags`: JSON list with `id` and `at`)."""
-    times = {}
-    for raw in objects["flags"].drop_nulls().to_list():
-        for flag in json.loads(raw):
-            if "id" in flag and "at" in flag:
-                times[flag["id"]] = datetime.fromisoformat(flag["at"])
-    return times
+def arrival_flags(objects: pl.DataFrame) -> list[RaisedFlag]:
+    """The flags each current object's newest version got in its own run (its row's `flags` JSON)."""
+    raised = []
+    for row in _light_rows(newest_versions(objects)):
+        for flag in json.loads(row["flags"] or "[]"):
+            raised.append(RaisedFlag(Flag(flag["rule"], ref_of(row), flag["reason"], flag["id"]),
+                                     datetime.fromisoformat(flag["at"])))
+    return raised
 
 
 def flags_json(flags: Iterable[RaisedFlag]) -> dict:

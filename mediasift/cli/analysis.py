@@ -17,7 +17,7 @@ from mediasift.analysis import views
 from mediasift.analysis.anomalies import THRESHOLD
 from mediasift.analysis.duplicates import duplicates_json
 from mediasift.analysis.taxonomy import Taxonomy, load_taxonomy
-from mediasift.cli.app import JsonOption, app, console, err, load_settings
+from mediasift.cli.app import JsonOption, app, console, load_settings
 from mediasift.config import Settings
 from mediasift.store.parquet import FeatureTables
 
@@ -132,12 +132,17 @@ def anomalies(show_all: Annotated[bool, typer.Option("--all", help="Every scored
 
 @app.command()
 def flags(taxonomy: TaxonomyOption = None, as_json: JsonOption = False) -> None:
-    """Objects the taxonomy's rules flag, with the rule, what tripped it, and when it was first raised."""
+    """Objects the taxonomy's rules flag, with the rule, what tripped it, and when it was first raised: the
+    analysis assets' flags, and those raised at arrival since (each object's own run evaluates the rules)."""
     settings = load_settings(wait_for_stack=0)
     objects, analysis = _load(settings)
     source, raised = _where(analysis / views.FLAGS), views.read_flags(analysis)
-    if raised is None:
+    if raised is None and taxonomy is not None:
         raised = _flag_now(settings, objects, analysis, taxonomy)
+    elif raised is None:
+        source, raised = "raised at arrival", []
+    known = {f.flag.id for f in raised}
+    raised += [f for f in views.arrival_flags(objects) if f.flag.id not in known]
     report = views.flags_json(raised)
     table = Table("rule", _object(), Column("reason", overflow="fold", ratio=1), "first raised (UTC)",
                   title=f"flags ({source})", title_justify="left")
@@ -146,10 +151,7 @@ def flags(taxonomy: TaxonomyOption = None, as_json: JsonOption = False) -> None:
     _show(report, as_json, table, not len(objects))
 
 
-def _flag_now(settings: Settings, objects, analysis: Path, path: Path | None) -> list[views.RaisedFlag]:
-    if path is None:
-        err.print(f"no rules: pass --taxonomy FILE or set {TAXONOMY_ENV}")
-        return []
+def _flag_now(settings: Settings, objects, analysis: Path, path: Path) -> list[views.RaisedFlag]:
     scores = views.current_scores(objects, views.read_history(analysis) or [])
     text = views.layer_text(FeatureTables(settings.derived_path), set(objects["version_hash"].to_list()))
     return views.flag_view(objects, load_taxonomy(path).rules, scores, text)

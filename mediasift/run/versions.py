@@ -7,7 +7,9 @@
   Bytes no layer takes end `unsupported`, with the reason.
 - **index**: the rows go to the Parquet feature tables, then, every `INDEX_FLUSH` versions, to the
   LanceDB tables in one write per layer.
-- **record**: the version's final state goes to the inbox, the only place state changes.
+- **record**: the version's final state goes to the inbox, the only place state changes. The object-table
+  row carries the verdicts the version got at arrival: duplicate, anomaly score, and the flags of the
+  taxonomy's rules, which the caller sends as alerts.
 
 Every version is handled on its own: one that fails is recorded as failed (dead-lettered on the last
 attempt) while the others go on, and leaves no rows behind. A retry skips versions an earlier attempt
@@ -18,7 +20,7 @@ the workers are still on the rest.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -26,6 +28,7 @@ import pyarrow as pa
 
 from mediasift.analysis.arrival import ArrivalJudge
 from mediasift.analysis.objects import OBJECTS, ObjectRecord
+from mediasift.analysis.taxonomy import RuleSpec
 from mediasift.analysis.views import load_reference
 from mediasift.errors import LockHeld, MediasiftError
 from mediasift.extraction.compute import Compute
@@ -80,6 +83,8 @@ class VersionResult:
     """A failure no retry can fix (it went to the dead-letter queue at once)."""
     verdicts: dict[str, object] = field(default_factory=dict)
     """What the object got at arrival: duplicate_of, duplicate_reason, anomaly_score, anomaly_flagged."""
+    flags: list[dict] = field(default_factory=list)
+    """The rules it tripped at arrival: rule, reason, id (the alert's idempotency id), at."""
 
     @property
     def failed(self) -> bool:
@@ -91,8 +96,9 @@ class VersionResult:
 
 
 def run_versions(inbox: Inbox, storage: ObjectStore, stores: RowStores, compute: Compute, version_hashes: list[str],
-                 kind: EventKind, attempt: Attempt) -> Iterator[VersionResult]:
-    """`kind` is the event the sensor gave the run: a delete removes the version without reading the store."""
+                 kind: EventKind, attempt: Attempt, rules: Sequence[RuleSpec] = ()) -> Iterator[VersionResult]:
+    """`kind` is the event the sensor gave the run: a delete removes the version without reading the store.
+    `rules` (the taxonomy's) are evaluated over each extracted version."""
     to_extract: list[ObjectVersion] = []
     arrived: dict[str, int] = {}
     for version_hash in version_hashes:
@@ -112,7 +118,7 @@ def run_versions(inbox: Inbox, storage: ObjectStore, stores: RowStores, compute:
         else:
             to_extract.append(version)
             arrived[version_hash] = record.first_seq
-    judge = ArrivalJudge(stores.tables, lambda: load_reference(stores.analysis_dir, "visual"))
+    judge = ArrivalJudge(stores.tables, lambda: load_reference(stores.analysis_dir, "visual"), rules)
     yield from _extract_and_index(inbox, stores, compute, to_extract, attempt, _Arrival(judge, arrived))
 
 
@@ -237,9 +243,9 @@ def _write_feature_tables(stores: RowStores, extraction: Extraction, indexed: di
     fetched = extraction.fetched
     record = arrival.judge.judge(ObjectRecord(
         version, arrival.seq[version.version_hash], extraction.modality.value, fetched.content_type, fetched.size,
-        fetched.sha256, extraction.summary))
+        fetched.sha256, extraction.summary), extraction.rows)
     stores.tables.write(OBJECTS, version.object_id, version.version_hash, record.to_arrow())
-    result.verdicts = record.verdict_facts()
+    result.verdicts, result.flags = record.verdict_facts(), record.flags
     return result
 
 
