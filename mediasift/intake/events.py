@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Annotated, Any
 
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from mediasift.errors import PayloadError
 from mediasift.identity import normalize_etag, version_hash
@@ -37,6 +39,9 @@ class NotificationEvent:
     version_id: str | None = None
     size: int | None = None
     sequencer: str | None = None
+    """What tells this occurrence from another of the same event on the same version: S3's `sequencer`,
+    Tigris's `eventTime` (or the flat form's `lastModified`). A redelivery carries the same one, a new upload
+    or delete a new one, so the inbox can absorb the one without losing the other."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "etag", normalize_etag(self.etag))
@@ -56,6 +61,12 @@ class Parsed:
     subscribe_url: str | None = None
 
 
+SIZE_LIMIT = 2**63
+Size = Annotated[int, Field(ge=0, lt=SIZE_LIMIT)] | None
+"""An object size as a body gives it, for the parsers' models: absent, or 0 <= size < 2**63. The inbox stores
+sizes in a signed 64-bit column; a larger one is refused as a bad field, not left to the INSERT to fail on."""
+
+
 def field_path(loc: tuple) -> str:
     path = ""
     for part in loc:
@@ -70,3 +81,16 @@ def payload_error(error: ValidationError, prefix: str = "") -> PayloadError:
     if prefix:
         path = prefix if path == "body" else f"{prefix}.{path}"
     return PayloadError(path, first["msg"])
+
+
+def load_json(text: str | bytes, field: str) -> Any:
+    """JSON, or a PayloadError naming `field`. Besides malformed text (JSONDecodeError) and bytes that are not
+    UTF-8 (UnicodeDecodeError), json refuses valid JSON it cannot hold: integer literals past Python's digit
+    limit (a plain ValueError) and nesting past the interpreter's recursion limit (RecursionError, from a
+    body of about 1 KB); a sender's body must never turn into a 500."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise PayloadError(field, "JSON nested too deeply") from None
+    except ValueError as error:
+        raise PayloadError(field, f"malformed JSON ({error})") from None

@@ -145,3 +145,10 @@ def test_tigris_keys_are_decoded_only_when_they_look_encoded():
     ]}
     keys = [e.key for e in parse_notification(Source.TIGRIS, json.dumps(body).encode()).events]
     assert keys == ["a b+c.txt", "100% sure+.txt"]
+
+
+def test_tigris_event_time_is_the_sequencer_that_tells_a_redelivery_from_a_new_event():
+    first, second = events(Source.TIGRIS, "tigris-documented.json")
+    (flat,) = events(Source.TIGRIS, "tigris-blog-flat.json")
+    assert (first.sequencer, second.sequencer) == ("2023-05-15T10:30:00+00:00", "2023-05-15T11:45:00+00:00")
+    assert flat.sequencer == "2025-03-02T10:45:00+00:00"  # the flat form's lastModified

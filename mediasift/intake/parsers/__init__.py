@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 
-from mediasift.errors import PayloadError
-from mediasift.intake.events import EventKind, NotificationEvent, Parsed, Source
+from mediasift.intake.events import EventKind, NotificationEvent, Parsed, Source, load_json
 from mediasift.intake.parsers import s3, seaweedfs, tigris
 
 __all__ = ["EventKind", "NotificationEvent", "Parsed", "Source", "parse_notification"]
@@ -14,10 +12,7 @@ __all__ = ["EventKind", "NotificationEvent", "Parsed", "Source", "parse_notifica
 
 def parse_notification(source: Source, body: bytes, headers: Mapping[str, str] | None = None) -> Parsed:
     """Parse a raw POST body from `source`; raises PayloadError naming the bad field."""
-    try:
-        document = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise PayloadError("body", f"malformed JSON ({error})") from None
+    document = load_json(body, "body")
     if source is Source.TIGRIS:
         return tigris.parse(document)
     if source is Source.SEAWEEDFS:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -11,13 +10,13 @@ from urllib.parse import unquote_plus
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mediasift.errors import PayloadError
-from mediasift.intake.events import EventKind, NotificationEvent, Parsed, Source, payload_error
+from mediasift.intake.events import EventKind, NotificationEvent, Parsed, Size, Source, load_json, payload_error
 
 
 class _Object(BaseModel):
     model_config = ConfigDict(extra="allow")
     key: str = Field(min_length=1)
-    size: int | None = None
+    size: Size = None
     eTag: str | None = None
     versionId: str | None = None
     sequencer: str | None = None
@@ -65,6 +64,7 @@ def _kind(name: str) -> EventKind | None:
 
 
 def _records(body: Any, prefix: str = "") -> Parsed:
+    """`prefix`: where the records sit in the POST body (`Message` inside an SNS envelope), for field names."""
     if not isinstance(body, dict):
         raise PayloadError(prefix or "body", "expected a JSON object")
     if "Records" not in body:
@@ -72,7 +72,7 @@ def _records(body: Any, prefix: str = "") -> Parsed:
     try:
         records = _Records.model_validate(body).Records
     except ValidationError as error:
-        raise payload_error(error, prefix.rstrip(".")) from None
+        raise payload_error(error, prefix) from None
     parsed = Parsed()
     for record in records:
         kind = _kind(record.eventName)
@@ -107,8 +107,4 @@ def parse(body: Any, headers: Mapping[str, str]) -> Parsed:
         return Parsed(ignored=1)
     if envelope.Message is None:
         raise PayloadError("Message", "Field required")
-    try:
-        message = json.loads(envelope.Message)
-    except json.JSONDecodeError:
-        raise PayloadError("Message", "not valid JSON") from None
-    return _records(message, "Message.")
+    return _records(load_json(envelope.Message, "Message"), "Message")

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mediasift.errors import PayloadError
-from mediasift.intake.events import EventKind, NotificationEvent, Parsed, Source, payload_error
+from mediasift.intake.events import EventKind, NotificationEvent, Parsed, Size, Source, payload_error
 
 ETAG_HEADER = "Seaweed-X-Amz-ETag"
 VERSIONS_MARKER = ".versions/"
@@ -22,7 +22,7 @@ VERSIONS_MARKER = ".versions/"
 
 class _Attributes(BaseModel):
     model_config = ConfigDict(extra="allow")
-    file_size: int | None = None
+    file_size: Size = None
     mtime: int | None = None
     md5: str | None = None
 
@@ -57,8 +57,13 @@ def _b64(value: str, where: str) -> bytes:
 
 
 def _etag(entry: _Entry, where: str) -> str:
+    """The S3 ETag is stored as the base64 of its text; a plain put may carry only the raw MD5."""
     if ETAG_HEADER in entry.extended:
-        return _b64(entry.extended[ETAG_HEADER], f"{where}.extended.{ETAG_HEADER}").decode()
+        field = f"{where}.extended.{ETAG_HEADER}"
+        try:
+            return _b64(entry.extended[ETAG_HEADER], field).decode()
+        except UnicodeDecodeError:
+            raise PayloadError(field, "the base64 does not decode to UTF-8 text") from None
     if entry.attributes.md5:
         return _b64(entry.attributes.md5, f"{where}.attributes.md5").hex()
     raise PayloadError(f"{where}.extended.{ETAG_HEADER}", "Field required (no ETag and no md5)")
@@ -103,7 +108,9 @@ def parse(body: Any) -> Parsed:
     elif event.event_type == "delete":
         candidates = [_event(EventKind.DELETED, event.key, message.old_entry, "message.old_entry")]
     elif event.event_type == "rename":
-        if message.new_entry is None or message.new_parent_path is None:
+        if message.new_entry is None:
+            raise PayloadError("message.new_entry", "Field required for a rename")
+        if message.new_parent_path is None:
             raise PayloadError("message.new_parent_path", "Field required for a rename")
         new_path = f"{message.new_parent_path.rstrip('/')}/{message.new_entry.name}"
         candidates = [

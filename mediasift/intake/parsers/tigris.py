@@ -10,7 +10,7 @@ from urllib.parse import unquote
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mediasift.errors import PayloadError
-from mediasift.intake.events import EventKind, NotificationEvent, Parsed, Source, payload_error
+from mediasift.intake.events import EventKind, NotificationEvent, Parsed, Size, Source, payload_error
 
 KINDS = {
     "OBJECT_CREATED_PUT": EventKind.CREATED,
@@ -25,7 +25,7 @@ _ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 class _Object(BaseModel):
     model_config = ConfigDict(extra="allow")
     key: str = Field(min_length=1)
-    size: int | None = None
+    size: Size = None
     eTag: str | None = None
 
 
@@ -46,7 +46,7 @@ class _Flat(BaseModel):
     eventType: str
     bucket: str = Field(min_length=1)
     key: str = Field(min_length=1)
-    size: int | None = None
+    size: Size = None
     etag: str | None = None
     lastModified: datetime | None = None
 
@@ -59,12 +59,15 @@ def decode_key(key: str) -> str:
     return key
 
 
-def _event(name: str, bucket: str, key: str, etag: str | None, size: int | None) -> NotificationEvent | None:
+def _event(name: str, bucket: str, key: str, etag: str | None, size: int | None,
+           when: datetime | None) -> NotificationEvent | None:
     """None for events that do not change which object version exists (OBJECT_TRANSITIONED,
-    and names Tigris may add later): they are acknowledged and ignored."""
+    and names Tigris may add later): they are acknowledged and ignored. `when` (the event's time) becomes the
+    sequencer: a POST Tigris delivers again after a timeout repeats it, a new upload of the same bytes does not."""
     if name not in KINDS:
         return None
-    return NotificationEvent(Source.TIGRIS, KINDS[name], bucket, decode_key(key), etag or "", size=size)
+    return NotificationEvent(Source.TIGRIS, KINDS[name], bucket, decode_key(key), etag or "", size=size,
+                             sequencer=when.isoformat() if when else None)
 
 
 def parse(body: Any) -> Parsed:
@@ -77,7 +80,7 @@ def parse(body: Any) -> Parsed:
         except ValidationError as error:
             raise payload_error(error) from None
         candidates = [
-            _event(e.eventName, e.bucket, e.object.key, e.object.eTag, e.object.size)
+            _event(e.eventName, e.bucket, e.object.key, e.object.eTag, e.object.size, e.eventTime)
             for e in envelope.events
         ]
     else:
@@ -85,7 +88,7 @@ def parse(body: Any) -> Parsed:
             flat = _Flat.model_validate(body)
         except ValidationError as error:
             raise payload_error(error) from None
-        candidates = [_event(flat.eventType, flat.bucket, flat.key, flat.etag, flat.size)]
+        candidates = [_event(flat.eventType, flat.bucket, flat.key, flat.etag, flat.size, flat.lastModified)]
     for event in candidates:
         if event is None:
             parsed.ignored += 1
