@@ -2,12 +2,14 @@
 
 tigris-boto3-ext adds its headers with `before-sign` handlers registered on the client's event system, so
 while one of its contexts is open every call of that operation on that client carries the header, from any
-thread. Each operation here therefore gets a client of its own (`ClientFactory`), made from its own boto3
-Session (boto3's default session is not safe to make clients from in several threads at once).
+thread. Each operation here therefore gets a client of its own (`ClientFactory`). Clients made from one
+Session each copy its event system, so handlers never cross between them; the Session is shared only to
+load the S3 service model once, and clients are made from it under a lock (making them is not thread-safe).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,16 +32,20 @@ TIGRIS_HOSTS = (".storage.dev", ".tigris.dev")
 
 def client_factory(settings: Settings) -> ClientFactory:
     """A new S3 client per call, configured as `mediasift.store.s3.s3_client` configures its clients."""
+    session = boto3.session.Session()
+    lock = threading.Lock()
 
     def make():
         if not settings.s3_endpoint_url:
             raise StoreNotConfigured(f"no S3 endpoint for snapshots of {settings.bucket!r}: start the stack "
                                      "(`mediasift up`) or set MEDIASIFT_S3_ENDPOINT_URL")
-        return boto3.session.Session().client(
-            "s3", endpoint_url=settings.s3_endpoint_url, region_name=settings.s3_region,
-            aws_access_key_id=secret(settings.s3_access_key), aws_secret_access_key=secret(settings.s3_secret_key),
-            config=Config(retries={"mode": RETRY_MODE, "max_attempts": MAX_ATTEMPTS},
-                          s3={"addressing_style": "path"}, signature_version="s3v4"))
+        with lock:
+            return session.client(
+                "s3", endpoint_url=settings.s3_endpoint_url, region_name=settings.s3_region,
+                aws_access_key_id=secret(settings.s3_access_key),
+                aws_secret_access_key=secret(settings.s3_secret_key),
+                config=Config(retries={"mode": RETRY_MODE, "max_attempts": MAX_ATTEMPTS},
+                              s3={"addressing_style": "path"}, signature_version="s3v4"))
 
     return make
 
