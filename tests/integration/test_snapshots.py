@@ -3,10 +3,14 @@ and off, the feature-table files and Lance tags they keep, and reads as of a sna
 
 from __future__ import annotations
 
+import json
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from typer.testing import CliRunner
 
+from mediasift.cli import app
 from mediasift.errors import VersionChanged
 from mediasift.snapshots import ForkUnsupported, SnapshotExists, Snapshots, StoreKind, UnknownSnapshot
 from mediasift.snapshots.record import MANIFEST_FILE
@@ -118,3 +122,28 @@ def test_names_are_unique_unknown_ones_are_named_and_forks_need_tigris(stack, ve
         snapshots.get("never")
     with pytest.raises(ForkUnsupported, match="only Tigris forks"):
         snapshots.fork("once", "copy")
+
+
+def test_snapshot_commands_create_list_and_refuse_with_clear_errors(stack, versioned, tmp_path, monkeypatch):
+    for name, value in {"HOME": stack.settings.home, "S3_ENDPOINT_URL": stack.settings.s3_endpoint_url,
+                        "BUCKET": versioned, "DERIVED_DIR": tmp_path / "derived",
+                        "LANCE_URI": tmp_path / "lance"}.items():
+        monkeypatch.setenv(f"MEDIASIFT_{name}", str(value))
+    ObjectStore.from_settings(stack.settings).client.put_object(Bucket=versioned, Key="k.txt", Body=b"k")
+    runner = CliRunner()
+
+    created = runner.invoke(app, ["snapshot", "create", "cli-one", "--json"])
+    listed = runner.invoke(app, ["snapshot", "list", "--json"])
+    shown = runner.invoke(app, ["snapshot", "list"])
+    again = runner.invoke(app, ["snapshot", "create", "cli-one"])
+    forked = runner.invoke(app, ["snapshot", "fork", "cli-one", "elsewhere"])
+    unknown = runner.invoke(app, ["snapshot", "fork", "nope", "elsewhere"])
+    bad = runner.invoke(app, ["snapshot", "create", "no spaces"])
+
+    assert created.exit_code == 0, created.output
+    assert json.loads(created.output)["objects"] == 1
+    assert [(r["name"], r["bucket"], r["store"]) for r in json.loads(listed.output)] == [("cli-one", versioned, "s3")]
+    assert shown.exit_code == 0 and "cli-one" in shown.output and "manifest" in shown.output
+    assert (again.exit_code, forked.exit_code, unknown.exit_code, bad.exit_code) == (1, 1, 1, 1)
+    assert "exists already" in again.output and "only Tigris forks" in forked.output
+    assert "no snapshot 'nope'" in unknown.output and "letters, digits" in bad.output
