@@ -1,7 +1,7 @@
 import dagster as dg
 
 from assets.layers import layer_check_specs, layer_checks, layer_materializations, layer_specs
-from assets.source import flags_check, flags_check_spec, source_materialization, source_spec
+from assets.source import flags_check, flags_check_spec, source_materialization, source_spec, version_flags_check
 from dagster_project.partitions import KIND_TAG, object_versions
 from mediasift.analysis.alerts import AlertSender
 from mediasift.analysis.taxonomy import load_taxonomy
@@ -48,12 +48,14 @@ def build_object_version(retry_policy: dg.RetryPolicy) -> dg.AssetsDefinition:
                     context.log_event(source_materialization(result))
                     for materialization in layer_materializations(result):
                         context.log_event(materialization)
-                    context.log_event(flags_check(result))
+                    if not context.has_partition_key:
+                        context.log_event(version_flags_check(result))
                     if alerts and result.flags:
                         alerts.send(result.version, result.flags)
         finally:
             if alerts:
                 alerts.close()
+        yield flags_check(results)
         yield from layer_checks(stores, results, config)
         failed = [r for r in results if r.failed]
         if failed:

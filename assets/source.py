@@ -50,11 +50,21 @@ def _flags_check_spec() -> dg.AssetCheckSpec:
 flags_check_spec = _flags_check_spec()
 
 
-def flags_check(result: VersionResult) -> dg.AssetCheckEvaluation:
-    """One evaluation per object version (its partition), so a batch run warns on exactly the flagged ones."""
-    return dg.AssetCheckEvaluation(
-        asset_key=SOURCE, check_name=FLAGS_CHECK, passed=not result.flags, severity=dg.AssetCheckSeverity.WARN,
-        partition=result.version.version_hash,
-        metadata={"uri": result.version.uri, "flags": len(result.flags),
-                  "rules": dg.MetadataValue.md("\n".join(f"- `{f['rule']}`: {f['reason']}" for f in result.flags)
-                                               or "none")})
+def flags_check(results: list[VersionResult]) -> dg.AssetCheckResult:
+    """The run's verdict; Dagster puts it on the run's partition when the run has one version (the default)."""
+    flagged = [r for r in results if r.flags]
+    return dg.AssetCheckResult(asset_key=SOURCE, check_name=FLAGS_CHECK, passed=not flagged,
+                               severity=dg.AssetCheckSeverity.WARN, metadata=_flags_metadata(flagged))
+
+
+def version_flags_check(result: VersionResult) -> dg.AssetCheckEvaluation:
+    """One version's verdict on its own partition, for runs over a batch of versions."""
+    return dg.AssetCheckEvaluation(asset_key=SOURCE, check_name=FLAGS_CHECK, passed=not result.flags,
+                                   severity=dg.AssetCheckSeverity.WARN, partition=result.version.version_hash,
+                                   metadata=_flags_metadata([result] if result.flags else []))
+
+
+def _flags_metadata(flagged: list[VersionResult]) -> dict:
+    lines = [f"- `{r.version.uri}` (etag {r.version.etag}): `{f['rule']}`: {f['reason']}"
+             for r in flagged for f in r.flags]
+    return {"flagged_versions": len(flagged), "flags": dg.MetadataValue.md("\n".join(lines) or "none")}
