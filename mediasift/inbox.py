@@ -3,7 +3,21 @@
 Every accepted notification is an `events` row with a monotonically increasing `seq` (the Dagster
 sensor's cursor). Every object version is a `versions` row whose state moves
 pending → running → done | failed | superseded | deleted. Duplicates of (bucket, key, etag, kind) are
-absorbed by a unique key, so at-least-once delivery turns into exactly-once work.
+absorbed, so at-least-once delivery turns into exactly-once work. What counts as a duplicate follows the
+order and repeats senders produce (DESIGN §3, §7):
+
+- A redelivery of one occurrence (the same S3 `sequencer`, the same Tigris event time; for a delete without
+  an ETag, the same versionId) is absorbed, whatever has happened since: a POST retried after a timeout,
+  or an SNS delete redelivered after the key was written again, changes nothing.
+- A create for a version the inbox already holds is absorbed, unless the key was deleted since that
+  version's last create: then it is a new arrival (the same bytes uploaded again), and the version is
+  pending again with fresh attempts. A redelivered create of a superseded version is absorbed, so an older
+  ETag never comes back on its own; whether a new arrival is really there is for its run's HEAD to say.
+- A delete of a version already deleted (since its last create) is absorbed. A delete that arrives before
+  any create of its version makes that version deleted at once, with nothing live left behind; a create
+  that names a versionId whose delete is recorded is absorbed (a deleted version never comes back).
+- A delete without an ETag names a version: the one with its versionId, or else the key's newest live
+  version. Of a key's finished versions the one that arrived last (its latest create) is current.
 
 SQLite (WAL, synchronous=FULL: a commit survives power loss) is the default; Postgres when the URL
 says so. On Postgres each append takes a
@@ -179,14 +193,123 @@ class AppendResult:
     duplicates: int
 
 
-def dedup_key(e: NotificationEvent) -> str:
-    """Redrives are never duplicates: each is its own request to try again (its sequencer is unique)."""
+def dedup_key(e: NotificationEvent, generation: int = 0) -> str:
+    """The unique key of an event row: the version it is about (a versionId makes its own version, as in
+    `version_hash`) and `generation`, how many deletes came before (of the key for a create, of the version
+    for a delete), so that an upload after a delete is a new row. The first generation of an unversioned
+    event keeps the key inboxes written before generations existed hold. Redrives are never duplicates:
+    each is its own request to try again (its sequencer is unique)."""
     if e.source is Source.REDRIVE:
         discriminator = f"redrive:{e.sequencer}"
     else:
-        discriminator = "" if e.etag else (e.version_id or e.sequencer or "")
+        discriminator = f"generation:{generation}" if generation else ""
+        if e.version_id:
+            discriminator += f"|version:{e.version_id}"
+    return _hash_key(e, discriminator)
+
+
+def occurrence_key(e: NotificationEvent) -> str | None:
+    """The key of one occurrence of an event, the same in every redelivery of it: from its sequencer or,
+    for a delete without an ETag, the versionId it deletes (the format such deletes were stored with before
+    they were resolved). None when the sender gives nothing that tells occurrences apart."""
+    if e.source is Source.REDRIVE:
+        return None
+    if e.kind is EventKind.DELETED and not e.etag:
+        token = e.version_id or e.sequencer
+        return _hash_key(e, token) if token else None
+    return _hash_key(e, f"at:{e.sequencer}") if e.sequencer else None
+
+
+def _hash_key(e: NotificationEvent, discriminator: str) -> str:
     parts = (e.bucket, e.key, e.etag, e.kind.value, discriminator)
     return hashlib.sha256("\0".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+PROVISIONAL = 1 << 62
+"""Where an append numbers the events it is deciding on (after every stored `seq`), to order them among the
+stored ones before the INSERT gives them their real numbers."""
+
+
+@dataclass
+class _VersionView:
+    """One version as an append sees it while it decides: its row, and when its last create and delete were
+    (0: never)."""
+
+    version_hash: str
+    etag: str
+    version_id: str | None
+    state: State
+    first: int
+    stored: bool
+    last_create: int = 0
+    last_delete: int = 0
+    deletes: int = 0
+
+
+@dataclass
+class _Decision:
+    """An event to insert: its row, and what it does to its version."""
+
+    group: int
+    row: dict
+    effect: str
+    """"pending": a new version, or one arriving again; "deleted": a delete introducing its version;
+    "": the version's row stays as it is (a delete's run will tombstone it)."""
+
+
+@dataclass
+class _KeyView:
+    """Everything an append needs to decide on the events of one key: its versions and its deletes without a
+    versionId (which end every version of the key)."""
+
+    versions: dict[str, _VersionView]
+    deletes: int = 0
+    last_delete: int = 0
+
+    def resolve(self, e: NotificationEvent) -> NotificationEvent:
+        """A delete without an ETag, named: the version with its versionId (in whatever state), else the
+        newest live version; unchanged when there is none."""
+        if e.version_id:
+            candidates = [v for v in self.versions.values() if v.version_id == e.version_id]
+        else:
+            candidates = [v for v in self.versions.values() if v.state not in FINAL_STATES]
+        if not candidates:
+            return e
+        v = max(candidates, key=lambda v: v.first)
+        return NotificationEvent(e.source, e.kind, e.bucket, e.key, v.etag, version_id=v.version_id,
+                                 size=e.size, sequencer=e.sequencer)
+
+    def decide(self, e: NotificationEvent, order: int) -> tuple[int, str] | None:
+        """(generation, effect) when the event is new, None when it is a duplicate; updates the view."""
+        v = self.versions.get(e.version_hash)
+        if e.kind is EventKind.CREATED:
+            if e.version_id:
+                if any(u.version_id == e.version_id and u.deletes for u in self.versions.values()):
+                    return None
+                if v is not None and v.last_create:
+                    return None
+                generation = 0
+            else:
+                if v is not None and v.last_create > self.last_delete:
+                    return None
+                generation = self.deletes
+            if v is None:
+                v = self.versions[e.version_hash] = _VersionView(e.version_hash, e.etag, e.version_id,
+                                                                 State.PENDING, order, stored=False)
+            v.state, v.last_create = State.PENDING, order
+            return generation, "pending"
+        if v is not None and v.last_delete > v.last_create:
+            return None
+        effect = ""
+        if v is None:
+            v = self.versions[e.version_hash] = _VersionView(e.version_hash, e.etag, e.version_id, State.DELETED,
+                                                             order, stored=False)
+            effect = "deleted"
+        generation = v.deletes
+        v.last_delete, v.deletes = order, v.deletes + 1
+        if not e.version_id:
+            self.deletes, self.last_delete = self.deletes + 1, order
+        return generation, effect
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -350,8 +473,8 @@ class Inbox:
             raise InboxUnavailable(f"inbox write failed: {error.orig}") from error
 
     def append(self, events: Iterable[NotificationEvent]) -> AppendResult:
-        """Store all events in one transaction; duplicates are absorbed. Deletes without an ETag
-        are resolved to the newest live version of their key."""
+        """Store all events in one transaction; duplicates are absorbed (see the module docstring for what
+        is one). Deletes without an ETag are resolved to a version of their key."""
         return self.append_groups([list(events)])[0]
 
     def append_groups(self, groups: list[list[NotificationEvent]]) -> list[AppendResult]:
@@ -361,59 +484,117 @@ class Inbox:
             return self._append(conn, groups, time.time())
 
     def _lock_appends(self, conn: Connection) -> None:
-        """On Postgres, appends commit one at a time, so events become visible in `seq` order and a reader's
-        cursor never passes one still being written (SQLite serialises every write anyway)."""
-        if not self.is_sqlite:
+        """Appends run one at a time, from the moment they read what they decide on to their commit: so an
+        event's duplicates are judged against everything committed before it, and on Postgres events become
+        visible in `seq` order, so a reader's cursor never passes one still being written. SQLite takes its
+        write lock up front (BEGIN IMMEDIATE) for the first, since another process may append to the same
+        file."""
+        if self.is_sqlite:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
             conn.execute(select(func.pg_advisory_xact_lock(APPEND_LOCK_ID)))
 
     def _append(self, conn: Connection, groups: list[list[NotificationEvent]], now: float) -> list[AppendResult]:
-        """The events in order, inserted a run at a time; a delete without an ETag ends a run, since it is
-        resolved against the versions written before it (perhaps earlier in the same run)."""
-        inserted = [0] * len(groups)
-        run: list[tuple[int, NotificationEvent]] = []
-        for group, events in enumerate(groups):
-            for e in events:
-                if e.kind is EventKind.DELETED and not e.etag:
-                    self._insert_run(conn, run, inserted, now)
-                    run = []
-                    e = self._resolve_delete(conn, e)
-                run.append((group, e))
-        self._insert_run(conn, run, inserted, now)
-        return [AppendResult(n, len(events) - n) for n, events in zip(inserted, groups, strict=True)]
+        """Decide on every event in order against the stored state of its key and the events before it (a
+        delete without an ETag resolves against versions created earlier in the same append), then insert
+        the new ones: one INSERT … ON CONFLICT DO NOTHING RETURNING for the events, one for the versions they
+        introduce, one UPDATE for versions arriving again."""
+        flat = [(group, e) for group, events in enumerate(groups) for e in events]
+        keys = self._key_views(conn, {object_id(e.bucket, e.key) for _, e in flat if e.source is not Source.REDRIVE})
+        tokens = {token for _, e in flat if (token := occurrence_key(e))}
+        seen = self._stored_keys(conn, tokens)
+        decisions: dict[str, _Decision] = {}
+        for order, (group, e) in enumerate(flat, start=PROVISIONAL):
+            if e.source is Source.REDRIVE:
+                decisions.setdefault(dedup_key(e), _Decision(group, _event_row(dedup_key(e), e, now), ""))
+                continue
+            token = occurrence_key(e)
+            if token in seen:
+                continue
+            view = keys[object_id(e.bucket, e.key)]
+            if e.kind is EventKind.DELETED and not e.etag:
+                e = view.resolve(e)
+            decided = view.decide(e, order)
+            if decided is None:
+                continue
+            generation, effect = decided
+            key = token or dedup_key(e, generation)
+            if token:
+                seen.add(token)
+            decisions[key] = _Decision(group, _event_row(key, e, now), effect)
+        return self._store(conn, groups, decisions, keys)
 
-    def _insert_run(self, conn: Connection, run: list[tuple[int, NotificationEvent]], inserted: list[int],
-                    now: float) -> None:
-        """One INSERT … ON CONFLICT DO NOTHING RETURNING for the events (it names the new ones and their `seq`)
-        and one for the versions they introduce. The first of repeated events is the one that counts."""
-        rows: dict[str, tuple[int, dict]] = {}
-        for group, e in run:
-            key = dedup_key(e)
-            if key not in rows:
-                rows[key] = (group, _event_row(key, e, now))
-        if not rows:
-            return
-        new = dict(self._insert_events.execute(conn, [row for _, row in rows.values()]))
+    def _store(self, conn: Connection, groups: list[list[NotificationEvent]], decisions: dict[str, _Decision],
+               keys: dict[str, _KeyView]) -> list[AppendResult]:
+        """Insert the decided events; a row the unique key still refuses counts as a duplicate. A stored version
+        arriving again is pending with fresh attempts and out of the DLQ; its lease, if a run holds one, stays
+        until that run ends, so two runs still never hold one version."""
+        inserted = [0] * len(groups)
+        new = dict(self._insert_events.execute(conn, [d.row for d in decisions.values()])) if decisions else {}
         versions: dict[str, dict] = {}
-        for key, (group, row) in rows.items():
-            if key in new:
-                inserted[group] += 1
-                if row["version_hash"] not in versions:
-                    versions[row["version_hash"]] = _version_row(row, new[key])
+        again: set[str] = set()
+        for key, d in decisions.items():
+            if key not in new:
+                continue
+            inserted[d.group] += 1
+            vh = d.row["version_hash"]
+            if d.row["source"] == Source.REDRIVE.value:
+                continue
+            if keys[object_id(d.row["bucket"], d.row["key"])].versions[vh].stored:
+                if d.effect == "pending":
+                    again.add(vh)
+            elif vh not in versions:
+                versions[vh] = _version_row(d.row, new[key], State.DELETED if d.effect == "deleted" else State.PENDING)
+            elif d.effect == "pending":
+                versions[vh]["state"] = State.PENDING.value
         if versions:
             self._insert_versions.execute(conn, list(versions.values()))
+        if again:
+            now = time.time()
+            conn.execute(update(versions_table).where(versions_table.c.version_hash.in_(sorted(again)))
+                         .values(state=State.PENDING.value, attempts=0, in_dlq=False, last_error=None,
+                                 updated_at=now))
+        return [AppendResult(n, len(events) - n) for n, events in zip(inserted, groups, strict=True)]
 
-    def _resolve_delete(self, conn: Connection, e: NotificationEvent) -> NotificationEvent:
-        row = conn.execute(
-            select(versions_table.c.etag, versions_table.c.version_id)
-            .where(versions_table.c.object_id == object_id(e.bucket, e.key))
-            .where(versions_table.c.state.not_in([s.value for s in FINAL_STATES]))
-            .order_by(versions_table.c.first_seq.desc())
-            .limit(1)
-        ).first()
-        if row is None:
-            return e
-        return NotificationEvent(e.source, e.kind, e.bucket, e.key, row.etag, version_id=row.version_id,
-                                 size=e.size, sequencer=e.sequencer)
+    def _stored_keys(self, conn: Connection, keys: set[str]) -> set[str]:
+        """Which of these event keys are stored already."""
+        found: set[str] = set()
+        ordered = sorted(keys)
+        for i in range(0, len(ordered), 500):
+            found.update(conn.execute(select(events_table.c.dedup_key)
+                                      .where(events_table.c.dedup_key.in_(ordered[i:i + 500]))).scalars())
+        return found
+
+    def _key_views(self, conn: Connection, object_ids: set[str]) -> dict[str, _KeyView]:
+        """The stored versions of these keys and when each was last created and deleted (redrives left out:
+        they are requests to try again, not words about the object)."""
+        views = {oid: _KeyView({}) for oid in object_ids}
+        ordered = sorted(object_ids)
+        v, e = versions_table.c, events_table.c
+        for i in range(0, len(ordered), 500):
+            rows = conn.execute(select(v.version_hash, v.object_id, v.etag, v.version_id, v.state, v.first_seq)
+                                .where(v.object_id.in_(ordered[i:i + 500]))).all()
+            owner: dict[str, _KeyView] = {}
+            for r in rows:
+                owner[r.version_hash] = views[r.object_id]
+                views[r.object_id].versions[r.version_hash] = _VersionView(
+                    r.version_hash, r.etag, r.version_id, State(r.state), r.first_seq, stored=True)
+            hashes = sorted(owner)
+            for j in range(0, len(hashes), 500):
+                words = conn.execute(
+                    select(e.version_hash, e.kind, func.count(), func.max(e.seq))
+                    .where(e.version_hash.in_(hashes[j:j + 500])).where(e.source != Source.REDRIVE.value)
+                    .group_by(e.version_hash, e.kind)).all()
+                for vh, kind, count, last in words:
+                    view, version = owner[vh], owner[vh].versions[vh]
+                    if kind == EventKind.CREATED.value:
+                        version.last_create = last
+                    else:
+                        version.last_delete, version.deletes = last, count
+                        if version.version_id is None:
+                            view.deletes += count
+                            view.last_delete = max(view.last_delete, last)
+        return views
 
     @_empty_until_created(list)
     def events_after(self, seq: int, limit: int) -> list[InboxEvent]:
@@ -501,25 +682,30 @@ class Inbox:
 
     def mark_done(self, version_hash_: str, unsupported: str | None = None) -> tuple[State, list[str]]:
         """Record a fully indexed version (or, with `unsupported` the reason, one no layer takes). The newest
-        such version of a key (by event order) is current: older ones become superseded, and a version that
-        finishes after a newer one's is itself superseded. Returns this version's final state and the
-        versions it superseded."""
+        such version of a key is current: older ones become superseded, and a version that finishes after a
+        newer one's is itself superseded. Newest means arrived last (by its latest create event, not its
+        first): the same bytes uploaded again after a newer version was deleted are current once more.
+        Returns this version's final state and the versions it superseded."""
         record = self.version(version_hash_)
         if record is None:
             raise KeyError(version_hash_)
-        v = versions_table.c
+        v, e = versions_table.c, events_table.c
+        arrival = (select(func.coalesce(func.max(e.seq), v.first_seq))
+                   .where(e.version_hash == v.version_hash).where(e.kind == EventKind.CREATED.value)
+                   .where(e.source != Source.REDRIVE.value).correlate(versions_table).scalar_subquery())
         same_key_done = (v.object_id == record.object_id) & (v.version_hash != version_hash_) & (
             v.state.in_([State.DONE.value, State.UNSUPPORTED.value]))
         with self._write() as conn:
+            mine = conn.execute(select(arrival).where(v.version_hash == version_hash_)).scalar_one()
             newer = conn.execute(
-                select(func.count()).where(same_key_done).where(v.first_seq > record.first_seq)
+                select(func.count()).where(same_key_done).where(arrival > mine)
             ).scalar_one()
             final = State.UNSUPPORTED if unsupported else State.DONE
             state = State.SUPERSEDED if newer else final
             self._finish(conn, version_hash_, state=state.value, in_dlq=False,
                          last_error="a newer version finished first" if newer else unsupported)
             older = conn.execute(
-                select(v.version_hash).where(same_key_done).where(v.first_seq < record.first_seq)
+                select(v.version_hash).where(same_key_done).where(arrival < mine)
             ).scalars().all()
             if older:
                 conn.execute(update(versions_table).where(v.version_hash.in_(older))
@@ -527,12 +713,15 @@ class Inbox:
         return state, list(older)
 
     def mark_superseded(self, version_hash_: str, reason: str) -> None:
+        """The key holds another version now: nothing is left to retry, so the version leaves the DLQ."""
         with self._write() as conn:
-            self._finish(conn, version_hash_, state=State.SUPERSEDED.value, last_error=reason)
+            self._finish(conn, version_hash_, state=State.SUPERSEDED.value, last_error=reason, in_dlq=False)
 
     def mark_deleted(self, version_hash_: str) -> None:
+        """The version is gone from the store: it leaves the DLQ too (`dlq retry` must not send a deleted
+        object back to pending)."""
         with self._write() as conn:
-            self._finish(conn, version_hash_, state=State.DELETED.value)
+            self._finish(conn, version_hash_, state=State.DELETED.value, in_dlq=False)
 
     def mark_failed(self, version_hash_: str, error: str, *, dead_letter: bool, attempt: int = 0) -> None:
         """`attempt`: the attempt that failed, so `attempts` shows it even when a later step failed."""
@@ -627,11 +816,11 @@ def _event_row(key: str, e: NotificationEvent, now: float) -> dict:
             "received_at": now}
 
 
-def _version_row(event: dict, seq: int) -> dict:
-    """The pending version an event row introduces."""
+def _version_row(event: dict, seq: int, state: State) -> dict:
+    """The version an event row introduces: pending, or deleted when its first word is a delete."""
     return {"version_hash": event["version_hash"], "object_id": object_id(event["bucket"], event["key"]),
             "bucket": event["bucket"], "key": event["key"], "etag": event["etag"], "version_id": event["version_id"],
-            "size": event["size"], "state": State.PENDING.value, "attempts": 0, "in_dlq": False, "first_seq": seq,
+            "size": event["size"], "state": state.value, "attempts": 0, "in_dlq": False, "first_seq": seq,
             "created_at": event["received_at"], "updated_at": event["received_at"]}
 
 
