@@ -1,5 +1,6 @@
 """The inbox contract; every test runs on SQLite and on a real throwaway PostgreSQL."""
 
+import json
 import threading
 
 import pytest
@@ -9,7 +10,8 @@ from sqlalchemy import event as sa_event
 from mediasift.errors import InboxUnavailable, LockHeld
 from mediasift.inbox import Inbox, State
 from mediasift.intake.events import EventKind, NotificationEvent, Source
-from tests.conftest import _fresh_database
+from mediasift.intake.parsers import parse_notification
+from tests.conftest import _fresh_database, payload
 
 
 def created(key: str, etag: str = "e1", bucket: str = "media", source: Source = Source.TIGRIS) -> NotificationEvent:
@@ -257,3 +259,140 @@ def test_opening_an_existing_inbox_again_keeps_its_events(inbox):
     again = Inbox(inbox.url)
     assert [e.key for e in again.events_after(0, 10)] == ["a"]
     again.close()
+
+
+def s3_delete(key: str, sequencer: str, version_id: str | None = None) -> NotificationEvent:
+    """An S3 ObjectRemoved record: no eTag, a sequencer, a versionId in a versioned bucket."""
+    return NotificationEvent(Source.S3, EventKind.DELETED, "media", key, "", version_id=version_id,
+                             sequencer=sequencer)
+
+
+def test_dead_lettered_version_whose_key_is_deleted_leaves_the_dead_letter_queue(inbox):
+    inbox.append([created("clip.mp4")])
+    h = created("clip.mp4").version_hash
+    inbox.claim(h, "run-1", 60)
+    inbox.mark_failed(h, "OSError: 503", dead_letter=True, attempt=3)
+    inbox.append([deleted("clip.mp4")])
+    inbox.mark_deleted(h)
+    assert (inbox.dead_letters(), inbox.counts()["dlq"], inbox.redrive([h])) == ([], 0, [])
+    assert inbox.version(h).state is State.DELETED
+
+
+def test_redelivered_s3_delete_is_absorbed_after_the_key_was_written_again(inbox):
+    inbox.append([created("clip.mp4", "e0")])
+    inbox.append([s3_delete("clip.mp4", "0055AED6DCD90281E5")])
+    inbox.mark_deleted(created("clip.mp4", "e0").version_hash)
+    inbox.append([created("clip.mp4", "e1")])
+    again = inbox.append([s3_delete("clip.mp4", "0055AED6DCD90281E5")])
+    assert (again.inserted, again.duplicates) == (0, 1)
+    assert [v.etag for v in inbox.live_versions("media")] == ["e1"]
+
+
+def test_same_bytes_uploaded_again_after_a_delete_are_a_new_arrival(inbox):
+    inbox.append([created("clip.mp4")])
+    h = created("clip.mp4").version_hash
+    inbox.claim(h, "run-1", 60)
+    inbox.mark_done(h)
+    inbox.append([deleted("clip.mp4", "e1")])
+    inbox.mark_deleted(h)
+    seq = inbox.last_seq()
+    upload = inbox.append([created("clip.mp4")])
+    sweep = inbox.append([created("clip.mp4", source=Source.RECONCILE)])
+    assert (upload.inserted, sweep.inserted) == (1, 0)
+    (event,) = inbox.events_after(seq, 10)
+    assert (event.kind, event.version_hash) == (EventKind.CREATED, h)
+    record = inbox.version(h)
+    assert (record.state, record.attempts, record.first_seq) == (State.PENDING, 0, inbox.events_after(0, 1)[0].seq)
+
+
+def test_upload_delete_and_upload_again_in_one_post_leave_the_version_pending(inbox):
+    result = inbox.append([created("clip.mp4"), deleted("clip.mp4", "e1"), created("clip.mp4")])
+    assert (result.inserted, result.duplicates) == (3, 0)
+    assert inbox.version(created("clip.mp4").version_hash).state is State.PENDING
+
+
+def test_bytes_of_an_older_version_uploaded_after_the_key_was_deleted_are_current_again(inbox):
+    inbox.append([created("a", "v1"), created("a", "v2")])
+    old, new = created("a", "v1").version_hash, created("a", "v2").version_hash
+    inbox.mark_done(old)
+    inbox.mark_done(new)
+    inbox.append([deleted("a")])  # resolves to v2, the newest live version
+    inbox.mark_deleted(new)
+    inbox.append([created("a", "v2"), created("a", "v1")])  # v2 again, then v1 again on top of it
+    assert inbox.mark_done(new) == (State.DONE, [])
+    assert inbox.mark_done(old) == (State.DONE, [new])
+
+
+def tigris_put(key: str, etag: str, at: str) -> NotificationEvent:
+    return NotificationEvent(Source.TIGRIS, EventKind.CREATED, "media", key, etag, sequencer=at)
+
+
+def test_create_for_an_older_etag_arriving_after_the_newer_one_never_brings_it_back(inbox):
+    inbox.append([tigris_put("clip.mp4", "e1", "10:00"), tigris_put("clip.mp4", "e2", "10:01")])
+    old, new = created("clip.mp4", "e1").version_hash, created("clip.mp4", "e2").version_hash
+    inbox.mark_done(old)
+    assert inbox.mark_done(new) == (State.DONE, [old])
+    late = inbox.append([tigris_put("clip.mp4", "e1", "10:00"), created("clip.mp4", "e1", source=Source.SEAWEEDFS)])
+    assert (late.inserted, late.duplicates) == (0, 2)
+    inbox.append([deleted("clip.mp4", "e2")])
+    inbox.mark_deleted(new)
+    late = inbox.append([tigris_put("clip.mp4", "e1", "10:00")])  # even after the key is deleted
+    assert (late.inserted, late.duplicates) == (0, 1)
+    assert inbox.live_versions("media") == []
+    assert inbox.version(old).state is State.SUPERSEDED
+
+
+def test_after_a_delete_a_create_without_an_occurrence_is_left_to_the_store_check(inbox):
+    """After a delete the inbox cannot tell a late create that names no occurrence (SeaweedFS, the sweep) from
+    the same bytes uploaded again, so it is a new arrival; its run HEADs the key, finds it gone and tombstones it."""
+    inbox.append([created("clip.mp4", "e1", source=Source.SEAWEEDFS), deleted("clip.mp4", "e1")])
+    h = created("clip.mp4", "e1").version_hash
+    inbox.mark_deleted(h)
+    late = inbox.append([created("clip.mp4", "e1", source=Source.SEAWEEDFS)])
+    assert (late.inserted, inbox.version(h).state) == (1, State.PENDING)
+    inbox.claim(h, "run-1", 60)
+    inbox.mark_deleted(h)  # the run: HEAD answers 404
+    assert inbox.live_versions("media") == []
+
+
+def test_delete_that_arrives_before_its_create_leaves_nothing_live(inbox):
+    inbox.append([deleted("clip.mp4", "e1")])  # Tigris and SeaweedFS deletes carry the ETag
+    inbox.append([s3_delete("other.mp4", "00A1")])  # an S3 delete names no ETag, and the inbox knows no version
+    assert inbox.live_versions("media") == [] and inbox.depth() == 0
+    assert [v.state for v in inbox.versions_of("media", "clip.mp4")] == [State.DELETED]
+    assert [(v.etag, v.state) for v in inbox.versions_of("media", "other.mp4")] == [("", State.DELETED)]
+
+
+def test_late_create_of_a_deleted_s3_version_is_absorbed(inbox):
+    inbox.append([s3_delete("clip.mp4", "00B2", version_id="v1")])
+    late = inbox.append([NotificationEvent(Source.S3, EventKind.CREATED, "media", "clip.mp4", "e1",
+                                           version_id="v1", sequencer="00A1")])
+    assert (late.inserted, late.duplicates) == (0, 1)
+    assert inbox.live_versions("media") == []
+
+
+def test_versioned_delete_without_etag_resolves_to_the_version_it_names(inbox):
+    inbox.append([NotificationEvent(Source.S3, EventKind.CREATED, "media", "clip.mp4", etag, version_id=vid)
+                  for etag, vid in (("e1", "v1"), ("e2", "v2"))])
+    inbox.append([s3_delete("clip.mp4", "00C3", version_id="v1")])
+    last = inbox.events_after(0, 10)[-1]
+    assert (last.kind, last.etag, last.version_id) == (EventKind.DELETED, "e1", "v1")
+
+
+def test_redelivered_tigris_post_is_absorbed_even_when_it_uploads_and_deletes_one_object(inbox):
+    body = json.dumps({"events": [
+        {"eventName": name, "eventTime": f"2026-01-01T00:00:0{i}Z", "bucket": "media",
+         "object": {"key": key, "size": 1, "eTag": etag}}
+        for i, (name, key, etag) in enumerate([("OBJECT_CREATED_PUT", "a.mp4", "e1"),
+                                                ("OBJECT_DELETED", "a.mp4", "e1"),
+                                                ("OBJECT_CREATED_PUT", "b.mp4", "e2")])]}).encode()
+    first = inbox.append(parse_notification(Source.TIGRIS, body).events)
+    again = inbox.append(parse_notification(Source.TIGRIS, body).events)  # Tigris retries after 10 s
+    assert (first.inserted, again.inserted, again.duplicates) == (3, 0, 3)
+    assert [v.key for v in inbox.live_versions("media")] == ["a.mp4", "b.mp4"]  # a.mp4 until its delete's run
+
+
+def test_reference_tigris_post_delivered_twice_is_absorbed_the_second_time(inbox):
+    first = inbox.append(parse_notification(Source.TIGRIS, payload("tigris-all-events.json")).events)
+    again = inbox.append(parse_notification(Source.TIGRIS, payload("tigris-all-events.json")).events)
+    assert (first.inserted, first.duplicates, again.inserted, again.duplicates) == (5, 0, 0, 5)
