@@ -10,7 +10,15 @@ is answered):
 
 - no-op: reads the body and answers 200 at once, the ceiling of this server, generator and machine;
 - naive: parses the body and commits one inbox transaction per POST (`Inbox.append` on a worker thread);
-- receiver: the real one (`create_app`: bearer auth, body limit, parsing, group commit, 429/503).
+- receiver: the real one (`create_app`: bearer auth, body limit, parsing, group commit, 429/503);
+- receiver, no fsync wait: the same, with its inbox's commits not waiting for the disk (SQLite
+  `synchronous=NORMAL`, Postgres `synchronous_commit=off`): a what-if, not a mode mediasift offers, to show
+  how much of the gap to the ceiling is the disk. Such a commit survives the receiver crashing but not the
+  machine losing power, so an answered event could be lost (the reconcile sweep would find it again).
+
+Before the runs, the cost of one small commit on the backend's disk is measured: with C connections and one
+request in flight on each, a group holds at most C requests, so C / (that cost) bounds any receiver that
+answers only after its commit is durable.
 
 N events are sent to each, `batch` per POST; 20% of the POSTs repeat an earlier one byte for byte, so 80% of
 the events are distinct. Reported: events/s (events answered per second of wall time, repeats included),
@@ -41,12 +49,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pydantic import SecretStr
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, delete, event, func, insert, select, text
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mediasift.config import Settings
-from mediasift.inbox import Inbox, events_table
+from mediasift.inbox import Inbox, events_table, locks_table
 from mediasift.intake.events import Source
 from mediasift.intake.parsers import parse_notification
 from mediasift.intake.receiver import ReceiverServer, create_app
@@ -57,7 +65,10 @@ TARGET_SHARE_OF_CEILING = 0.5
 TARGET_P99_MS = 20.0
 TARGET = f"receiver ≥ {TARGET_SHARE_OF_CEILING} × the no-op ceiling with p99 < {TARGET_P99_MS:.0f} ms"
 BUCKET = "bench"
-ENDPOINTS = ("no-op", "naive", "receiver")
+NO_FSYNC_WAIT = "receiver, no fsync wait"
+ENDPOINTS = ("no-op", "naive", "receiver", NO_FSYNC_WAIT)
+RELAXED_SETTING = {"sqlite": "PRAGMA synchronous=NORMAL", "postgres": "SET synchronous_commit TO off"}
+COMMIT_PROBES = 50
 JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
@@ -309,10 +320,44 @@ def fresh_inboxes(backend: str) -> Iterator[tuple[Path, Callable[[], str]]]:
         yield home, database
 
 
+def relax_commits(inbox: Inbox, backend: str) -> None:
+    """Make every connection of `inbox` commit without waiting for the disk (connections are remade)."""
+    statement = RELAXED_SETTING[backend]
+
+    def relax(dbapi_connection, _record) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute(statement)
+        cursor.close()
+        if backend == "postgres":
+            dbapi_connection.commit()
+
+    event.listen(inbox.engine, "connect", relax)
+    inbox.engine.dispose()
+
+
+def commit_cost_ms(url: str) -> float:
+    """Median milliseconds of one durable commit that writes a row and removes it again."""
+    inbox = Inbox(url)
+    locks = locks_table.c
+    timings = []
+    try:
+        for n in range(COMMIT_PROBES):
+            started = time.perf_counter()
+            with inbox.engine.begin() as conn:
+                conn.execute(insert(locks_table).values(name=f"probe-{n}", owner="bench", expires_at=0.0))
+                conn.execute(delete(locks_table).where(locks.name == f"probe-{n}"))
+            timings.append(time.perf_counter() - started)
+    finally:
+        inbox.close()
+    return percentile(timings, 0.5) * 1000
+
+
 def run_endpoint(backend: str, endpoint: str, home: Path, new_inbox: Callable[[], str], workload: Workload,
                  concurrency: int) -> Result:
     token = secrets.token_urlsafe(24)
     inbox = None if endpoint == "no-op" else Inbox(new_inbox())
+    if endpoint == NO_FSYNC_WAIT:
+        relax_commits(inbox, backend)
     try:
         if inbox is None:
             app = noop_app()
@@ -357,15 +402,17 @@ def durability(backend: str, url: str) -> str:
         inbox.close()
 
 
-def run_backend(backend: str, workload: Workload, concurrency: int, rounds: int) -> tuple[list[Result], str]:
-    """The endpoints in turn, `rounds` times over (so that a noisy neighbour hits all three alike); per endpoint
-    the round of median throughput, carrying the problems of every round and the spread of throughputs."""
+def run_backend(backend: str, workload: Workload, concurrency: int, rounds: int) -> tuple[list[Result], str, float]:
+    """The endpoints in turn, `rounds` times over (so that a noisy neighbour hits them all alike); per endpoint
+    the round of median throughput, carrying the problems of every round and the spread of throughputs; what
+    a commit means on the backend, and what one costs."""
     runs: dict[str, list[Result]] = {endpoint: [] for endpoint in ENDPOINTS}
     with fresh_inboxes(backend) as (home, new_inbox):
+        commit_ms = commit_cost_ms(new_inbox())
         for _ in range(rounds):
             for endpoint in ENDPOINTS:
                 runs[endpoint].append(run_endpoint(backend, endpoint, home, new_inbox, workload, concurrency))
-        return [_median(results) for results in runs.values()], durability(backend, new_inbox())
+        return [_median(results) for results in runs.values()], durability(backend, new_inbox()), commit_ms
 
 
 def _median(results: list[Result]) -> Result:
@@ -377,8 +424,8 @@ def _median(results: list[Result]) -> Result:
                      "exactly_once": None if median.exactly_once is None else not problems})
 
 
-def summarize(results: list[Result], durabilities: dict[str, str], skipped: dict[str, str],
-              args: argparse.Namespace) -> dict:
+def summarize(results: list[Result], durabilities: dict[str, str], commit_ms: dict[str, float],
+              skipped: dict[str, str], args: argparse.Namespace) -> dict:
     verdicts = {}
     for backend in durabilities:
         by_endpoint = {r.endpoint: r for r in results if r.backend == backend}
@@ -386,6 +433,9 @@ def summarize(results: list[Result], durabilities: dict[str, str], skipped: dict
         share = receiver.events_per_s / ceiling.events_per_s
         verdicts[backend] = {
             "receiver_over_noop": share, "receiver_over_naive": receiver.events_per_s / naive.events_per_s,
+            "no_fsync_wait_over_noop": by_endpoint[NO_FSYNC_WAIT].events_per_s / ceiling.events_per_s,
+            "commit_ms": commit_ms[backend],
+            "durable_bound_events_per_s": args.concurrency * args.batch / (commit_ms[backend] / 1000),
             "target_met": share >= TARGET_SHARE_OF_CEILING and receiver.p99_ms < TARGET_P99_MS
             and bool(receiver.exactly_once),
         }
@@ -427,6 +477,10 @@ def print_table(summary: dict) -> None:
         console.print(f"{backend}: receiver / no-op {verdict['receiver_over_noop']:.2f}, receiver / naive "
                       f"{verdict['receiver_over_naive']:.2f}; {summary['target']}: {met}; "
                       f"{summary['durability'][backend]}")
+        console.print(f"{backend}: one durable commit {verdict['commit_ms']:.2f} ms (median), so answering after "
+                      f"durable commits, {summary['concurrency']} connections get at most "
+                      f"{verdict['durable_bound_events_per_s']:,.0f} events/s; without waiting for the disk the "
+                      f"receiver reaches {verdict['no_fsync_wait_over_noop']:.2f} × no-op")
     for backend, reason in summary["skipped"].items():
         console.print(f"[yellow]{backend} skipped: {reason}[/]")
     console.print(f"note: {summary['note']}.")
@@ -457,11 +511,12 @@ def main(argv: list[str] | None = None) -> int:
         except RuntimeError as error:  # `both` still measures SQLite; `--backend postgres` fails instead
             skipped["postgres"] = str(error)
             backends.remove("postgres")
-    results, durabilities = [], {}
+    results, durabilities, commit_ms = [], {}, {}
     for backend in backends:
-        backend_results, durabilities[backend] = run_backend(backend, workload, args.concurrency, args.rounds)
+        backend_results, durabilities[backend], commit_ms[backend] = run_backend(
+            backend, workload, args.concurrency, args.rounds)
         results += backend_results
-    summary = summarize(results, durabilities, skipped, args)
+    summary = summarize(results, durabilities, commit_ms, skipped, args)
     pipeline = []
     if args.latency_samples:
         import latency  # bench/latency.py, beside this script; it loads Dagster

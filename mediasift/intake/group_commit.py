@@ -4,6 +4,13 @@ inbox transaction (one fsync, one Postgres append lock), then each request gets 
 A request is still answered only after its events are committed. If a group's transaction fails, its
 requests are retried one by one, so one bad request cannot fail its neighbours. Requests from an event
 loop are answered with one wake-up of that loop per group, not one per request.
+
+Groups linger briefly for senders about to come back. Without that, a busy receiver's groups split in two
+and stay split: while one group commits, the senders it holds wait for their answers and the others queue
+up, so the next group holds only those others, and so on, one commit (one fsync, the bulk of a group's
+cost) for every half of the senders. So a group waits for as many requests as were active around the last
+one (the last group plus those that queued behind it), but never longer than the last commit took: at
+worst a request waits one commit more, and a lone sender, whose last group was itself alone, never waits.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ from mediasift.intake.events import NotificationEvent
 
 log = logging.getLogger(__name__)
 BACKLOG_REFRESH_SECONDS = 1.0
+MAX_LINGER_SECONDS = 0.005
+"""The longest a group waits for more requests, however slow the last commit was."""
 
 Outcome = AppendResult | BaseException
 
@@ -46,6 +55,10 @@ class GroupCommitter:
         self._queue: queue.Queue[_Request | None] = queue.Queue()
         self._closing = threading.Lock()
         self._closed = False
+        self._expected = 1
+        """Requests active around the last group: how many the next one waits for."""
+        self._linger = 0.0
+        """How long the last commit took (capped): the longest the next group waits."""
         self._thread = threading.Thread(target=self._run, name="inbox-writer", daemon=True)
         self._thread.start()
 
@@ -89,20 +102,40 @@ class GroupCommitter:
                 self._refresh_backlog()
 
     def _group(self, first: _Request) -> list[_Request]:
-        """`first` and every request already waiting behind it, up to `max_group`."""
+        """`first`, every request already waiting behind it and, for up to the last commit's duration, those
+        that arrive until the group is as large as the activity around the last one; at most `max_group`."""
         batch = [first]
-        while len(batch) < self.max_group:
+        stopping = self._take_waiting(batch)
+        target = min(self._expected, self.max_group)
+        deadline = time.monotonic() + self._linger
+        while not stopping and len(batch) < target and (remaining := deadline - time.monotonic()) > 0:
             try:
-                item = self._queue.get_nowait()
+                item = self._queue.get(timeout=remaining)
             except queue.Empty:
                 break
             if item is None:
                 self._queue.put(None)
                 break
             batch.append(item)
+            stopping = self._take_waiting(batch)
+        self._expected = len(batch) + self._queue.qsize()
         return batch
 
+    def _take_waiting(self, batch: list[_Request]) -> bool:
+        """Move the requests already queued into `batch` (up to `max_group`); True when close() was called."""
+        while len(batch) < self.max_group:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return False
+            if item is None:
+                self._queue.put(None)
+                return True
+            batch.append(item)
+        return False
+
     def _commit(self, batch: list[_Request]) -> None:
+        started = time.monotonic()
         try:
             results = self.inbox.append_groups([request.events for request in batch])
         except Exception as error:
@@ -113,6 +146,7 @@ class GroupCommitter:
             for request in batch:
                 self._commit([request])
             return
+        self._linger = min(time.monotonic() - started, MAX_LINGER_SECONDS)
         self.backlog += sum(result.inserted for result in results)
         _deliver(batch, results)
 
