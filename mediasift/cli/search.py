@@ -25,6 +25,7 @@ from mediasift.config import Settings
 from mediasift.extraction.layers.rows import LAYERS
 from mediasift.extraction.models import models_for
 from mediasift.query.search import Filters, Hit, Searcher
+from mediasift.snapshots import SnapshotError, Snapshots
 from mediasift.store.lance import LanceIndex
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,8 @@ def search(
     prefix: Annotated[str | None, typer.Option(help="Only keys starting with this.")] = None,
     k: Annotated[int, typer.Option("-k", help="Number of hits.")] = 10,
     group: Annotated[bool, typer.Option("--group", help="Group hits by object.")] = False,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Search the index as snapshot NAME pinned it "
+                                              "(`mediasift snapshot list`).")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Hybrid search (vector + full text) over every layer; each hit is a timestamp or a page."""
@@ -48,11 +51,11 @@ def search(
     if unknown:
         fail(f"layer: unknown {sorted(unknown)}; layers are {', '.join(LAYERS)}")
     filters = Filters(tuple(layer) if layer else LAYERS, modality, prefix)
-    answer = warm_search(settings.stack_info().get("receiver_url"), query, k, filters, group)
+    answer = None if as_of else warm_search(settings.stack_info().get("receiver_url"), query, k, filters, group)
     if answer is None:
         try:
-            answer = local_search(settings, query, k, filters, group)
-        except ValueError as error:
+            answer = local_search(settings, query, k, filters, group, snapshot_index(settings, as_of))
+        except (ValueError, SnapshotError) as error:
             fail(str(error))
     if as_json:
         console.print_json(json.dumps(answer["objects"] if group else answer["hits"]))
@@ -78,8 +81,15 @@ def warm_search(receiver_url: str | None, query: str, k: int, filters: Filters, 
     return response.json()
 
 
-def local_search(settings: Settings, query: str, k: int, filters: Filters, group: bool) -> dict:
-    searcher = Searcher(LanceIndex(settings.lance_location), models_for(settings))
+def snapshot_index(settings: Settings, as_of: str | None) -> LanceIndex | None:
+    """The index as snapshot `as_of` pinned it; None for the current one. The stack's receiver only serves
+    the current index, so a search as of a snapshot is always answered here."""
+    return Snapshots(settings).index(as_of) if as_of else None
+
+
+def local_search(settings: Settings, query: str, k: int, filters: Filters, group: bool,
+                 index: LanceIndex | None = None) -> dict:
+    searcher = Searcher(index or LanceIndex(settings.lance_location), models_for(settings))
     if group:
         return {"objects": [{**g.__dict__, "hits": [h.to_json() for h in g.hits]}
                             for g in searcher.search_grouped(query, k, filters)]}
