@@ -1,6 +1,11 @@
-"""Time from `put_object` to inbox, run creation, run start and materialization, one small object at a
-time, with the real Dagster daemon and the default sensor interval; and the spacing of the inbox sensor's
-ticks meanwhile (the daemon checks sensors every 5 s: a spacing near 10 s means it skips every other check).
+"""Time from `put_object` to inbox, run creation, run launch, run start and materialization, one small
+object at a time, with the real Dagster daemon and the default sensor interval; and the spacing of the inbox
+sensor's ticks meanwhile (the daemon checks sensors every 5 s: a spacing near 10 s means it skips every other
+check).
+
+Between the stages: the sensor's wait for its tick (inbox → run created), the queued run coordinator's
+dequeue (→ launched), the run worker process starting, importing Dagster and loading the code location
+(→ started), and the run's own work on the object (→ materialized).
 
     python bench/latency.py [--samples N] [--json]
 """
@@ -28,7 +33,7 @@ from mediasift.local.stack import DagsterMode, Stack
 from mediasift.store.s3 import ObjectStore
 
 SOURCE = dg.AssetKey(["mediasift", "source_object"])
-STAGES = ("inbox", "run created", "run started", "materialized")
+STAGES = ("inbox", "run created", "run launched", "run started", "materialized")
 
 
 def _poll(check, timeout: float = 180.0, interval: float = 0.05):
@@ -62,9 +67,11 @@ def _one(stack: Stack, instance: dg.DagsterInstance, inbox: Inbox, n: int) -> di
     received_at = _poll(received) and time.time()
     done_at = _poll(materialized)
     record = _poll(run_record)
+    (launched,) = instance.all_logs(record.dagster_run.run_id, of_type=dg.DagsterEventType.RUN_STARTING)
     return {
         "inbox": received_at - put_at,
         "run created": record.create_timestamp.timestamp() - put_at,
+        "run launched": launched.timestamp - put_at,
         "run started": record.start_time - put_at,
         "materialized": done_at - put_at,
     }
