@@ -255,6 +255,8 @@ class _Decision:
     effect: str
     """"pending": a new version, or one arriving again; "deleted": a delete introducing its version;
     "": the version's row stays as it is (a delete's run will tombstone it)."""
+    version: _VersionView | None = None
+    """The version as the append saw it (None for a redrive, whose version is stored and left alone)."""
 
 
 @dataclass
@@ -499,19 +501,18 @@ class Inbox:
         delete without an ETag resolves against versions created earlier in the same append), then insert
         the new ones: one INSERT … ON CONFLICT DO NOTHING RETURNING for the events, one for the versions they
         introduce, one UPDATE for versions arriving again."""
-        flat = [(group, e) for group, events in enumerate(groups) for e in events]
-        keys = self._key_views(conn, {object_id(e.bucket, e.key) for _, e in flat if e.source is not Source.REDRIVE})
-        tokens = {token for _, e in flat if (token := occurrence_key(e))}
-        seen = self._stored_keys(conn, tokens)
+        flat = [(group, e, object_id(e.bucket, e.key), occurrence_key(e)) for group, events in enumerate(groups)
+                for e in events]
+        keys = self._key_views(conn, {oid for _, e, oid, _ in flat if e.source is not Source.REDRIVE})
+        seen = self._stored_keys(conn, {token for *_, token in flat if token})
         decisions: dict[str, _Decision] = {}
-        for order, (group, e) in enumerate(flat, start=PROVISIONAL):
+        for order, (group, e, oid, token) in enumerate(flat, start=PROVISIONAL):
             if e.source is Source.REDRIVE:
-                decisions.setdefault(dedup_key(e), _Decision(group, _event_row(dedup_key(e), e, now), ""))
+                decisions.setdefault(dedup_key(e), _Decision(group, _event_row(dedup_key(e), e, oid, now), ""))
                 continue
-            token = occurrence_key(e)
             if token in seen:
                 continue
-            view = keys[object_id(e.bucket, e.key)]
+            view = keys[oid]
             if e.kind is EventKind.DELETED and not e.etag:
                 e = view.resolve(e)
             decided = view.decide(e, order)
@@ -521,11 +522,11 @@ class Inbox:
             key = token or dedup_key(e, generation)
             if token:
                 seen.add(token)
-            decisions[key] = _Decision(group, _event_row(key, e, now), effect)
-        return self._store(conn, groups, decisions, keys)
+            decisions[key] = _Decision(group, _event_row(key, e, oid, now), effect, view.versions[e.version_hash])
+        return self._store(conn, groups, decisions)
 
-    def _store(self, conn: Connection, groups: list[list[NotificationEvent]], decisions: dict[str, _Decision],
-               keys: dict[str, _KeyView]) -> list[AppendResult]:
+    def _store(self, conn: Connection, groups: list[list[NotificationEvent]],
+               decisions: dict[str, _Decision]) -> list[AppendResult]:
         """Insert the decided events; a row the unique key still refuses counts as a duplicate. A stored version
         arriving again is pending with fresh attempts and out of the DLQ; its lease, if a run holds one, stays
         until that run ends, so two runs still never hold one version."""
@@ -538,9 +539,9 @@ class Inbox:
                 continue
             inserted[d.group] += 1
             vh = d.row["version_hash"]
-            if d.row["source"] == Source.REDRIVE.value:
+            if d.version is None:
                 continue
-            if keys[object_id(d.row["bucket"], d.row["key"])].versions[vh].stored:
+            if d.version.stored:
                 if d.effect == "pending":
                     again.add(vh)
             elif vh not in versions:
@@ -810,15 +811,16 @@ class Inbox:
             conn.execute(text("SELECT 1"))
 
 
-def _event_row(key: str, e: NotificationEvent, now: float) -> dict:
+def _event_row(key: str, e: NotificationEvent, oid: str, now: float) -> dict:
+    """`object_id` is not an events column: it rides along for the version row the event may introduce."""
     return {"dedup_key": key, "source": e.source.value, "kind": e.kind.value, "bucket": e.bucket, "key": e.key,
             "etag": e.etag, "version_id": e.version_id, "version_hash": e.version_hash, "size": e.size,
-            "received_at": now}
+            "received_at": now, "object_id": oid}
 
 
 def _version_row(event: dict, seq: int, state: State) -> dict:
     """The version an event row introduces: pending, or deleted when its first word is a delete."""
-    return {"version_hash": event["version_hash"], "object_id": object_id(event["bucket"], event["key"]),
+    return {"version_hash": event["version_hash"], "object_id": event["object_id"],
             "bucket": event["bucket"], "key": event["key"], "etag": event["etag"], "version_id": event["version_id"],
             "size": event["size"], "state": state.value, "attempts": 0, "in_dlq": False, "first_seq": seq,
             "created_at": event["received_at"], "updated_at": event["received_at"]}

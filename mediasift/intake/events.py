@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from typing import Annotated, Any
 
 from pydantic import Field, ValidationError
@@ -46,8 +47,9 @@ class NotificationEvent:
     def __post_init__(self) -> None:
         object.__setattr__(self, "etag", normalize_etag(self.etag))
 
-    @property
+    @cached_property
     def version_hash(self) -> str:
+        """Computed once: the inbox asks for it several times per event on the receiver's hot path."""
         return version_hash(self.bucket, self.key, self.etag, self.version_id)
 
 
