@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import httpx
 from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
@@ -103,6 +102,9 @@ class AlertSender:
     def __init__(self, url: str, ledger: AlertLedger, token: str | None = None, *, max_attempts: int = 5,
                  base_delay: float = 0.5, max_delay: float = 8.0, timeout: float = 10.0,
                  sleep: Callable[[float], None] = time.sleep):
+        """httpx is imported here, not by every run process that imports the asset without sending alerts."""
+        import httpx
+
         self.url, self.ledger, self.max_attempts = url, ledger, max_attempts
         self.base_delay, self.max_delay, self.sleep = base_delay, max_delay, sleep
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -136,6 +138,8 @@ class AlertSender:
         return outcomes
 
     def _post(self, body: dict, flag_id: str) -> Outcome:
+        import httpx
+
         content = json.dumps(body).encode()
         headers = {"Content-Type": "application/json", "Idempotency-Key": flag_id}
         status, error = None, None

@@ -174,8 +174,8 @@ def _extract_and_index(inbox: Inbox, stores: RowStores, compute: Compute, versio
                 else:
                     pending.results.append(_write_feature_tables(stores, extraction, pending.tables, arrival))
         if len(pending.results) >= INDEX_FLUSH:
-            yield from pending.flush(inbox, stores)
-    yield from pending.flush(inbox, stores)
+            yield from pending.flush(inbox, stores, attempt)
+    yield from pending.flush(inbox, stores, attempt)
     for layer in LAYERS:
         if stores.index.ensure_vector_index(layer):
             log.info("vector_index_built layer=%s", layer)
@@ -188,13 +188,23 @@ class _PendingIndex:
     results: list[VersionResult] = field(default_factory=list)
     tables: dict[str, list[pa.Table]] = field(default_factory=lambda: {layer: [] for layer in LAYERS})
 
-    def flush(self, inbox: Inbox, stores: RowStores) -> Iterator[VersionResult]:
+    def flush(self, inbox: Inbox, stores: RowStores, attempt: Attempt) -> Iterator[VersionResult]:
+        """One index write per layer for every pending version. A write that fails (a full disk, a store
+        refusing it) fails all of them cleanly: the layers already written for them are removed again, and
+        so are their feature-table rows, so nothing half-indexed stays searchable until the retry."""
         if not self.results:
             return
         hashes = [r.version.version_hash for r in self.results]
-        for layer, tables in self.tables.items():
-            stores.index.replace_versions(layer, hashes, tables)
-        results, self.results, self.tables = self.results, [], {layer: [] for layer in LAYERS}
+        results, tables = self.results, self.tables
+        self.results, self.tables = [], {layer: [] for layer in LAYERS}
+        try:
+            for layer, layer_tables in tables.items():
+                stores.index.replace_versions(layer, hashes, layer_tables)
+        except Exception as error:
+            reason = f"index write failed: {type(error).__name__}: {error}"
+            for result in results:
+                yield _failed(inbox, stores, result.version, reason, attempt)
+            return
         for result in results:
             yield _record_done(inbox, stores, result)
 

@@ -29,7 +29,7 @@ def test_help_lists_every_command():
     commands_box = result.output.split("Commands")[1]
     listed = set(re.findall(r"^│ ([a-z]+) ", commands_box, flags=re.MULTILINE))
     assert listed == {"up", "demo", "ingest", "search", "status", "objects", "reconcile", "receiver", "dlq",
-                      "duplicates", "clusters", "anomalies", "flags", "classify"}
+                      "duplicates", "clusters", "anomalies", "flags", "classify", "snapshot"}
 
 
 def test_bad_uri_and_unknown_object_are_clear_errors(tmp_path, monkeypatch):
