@@ -89,10 +89,16 @@ def load_json(text: str | bytes, field: str) -> Any:
     """JSON, or a PayloadError naming `field`. Besides malformed text (JSONDecodeError) and bytes that are not
     UTF-8 (UnicodeDecodeError), json refuses valid JSON it cannot hold: integer literals past Python's digit
     limit (a plain ValueError) and nesting past the interpreter's recursion limit (RecursionError, from a
-    body of about 1 KB); a sender's body must never turn into a 500."""
+    body of about 1 KB); a sender's body must never turn into a 500. The messages hold no ': ', which a 400's
+    `<field>: <message>` detail uses to separate them."""
     try:
         return json.loads(text)
     except RecursionError:
         raise PayloadError(field, "JSON nested too deeply") from None
-    except ValueError as error:
-        raise PayloadError(field, f"malformed JSON ({error})") from None
+    except json.JSONDecodeError as error:
+        raise PayloadError(field, f"malformed JSON ({error.msg} at line {error.lineno} column {error.colno})"
+                           ) from None
+    except UnicodeDecodeError:
+        raise PayloadError(field, "not UTF-8 text") from None
+    except ValueError:
+        raise PayloadError(field, "a JSON number too long to convert (more than 4,300 digits)") from None

@@ -152,3 +152,11 @@ def test_tigris_event_time_is_the_sequencer_that_tells_a_redelivery_from_a_new_e
     (flat,) = events(Source.TIGRIS, "tigris-blog-flat.json")
     assert (first.sequencer, second.sequencer) == ("2023-05-15T10:30:00+00:00", "2023-05-15T11:45:00+00:00")
     assert flat.sequencer == "2025-03-02T10:45:00+00:00"  # the flat form's lastModified
+
+
+@pytest.mark.parametrize("message", ["", "{", "1" * 4_301, "[" * 100_000])
+def test_unreadable_sns_message_is_refused_naming_it_in_a_detail_with_one_separator(message):
+    body = json.dumps({"Type": "Notification", "Message": message}).encode()
+    with pytest.raises(PayloadError) as caught:
+        parse_notification(Source.S3, body, {"x-amz-sns-message-type": "Notification"})
+    assert caught.value.field == "Message" and ": " not in caught.value.message
