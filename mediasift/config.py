@@ -23,7 +23,8 @@ from mediasift.local.processes import alive
 STACK_FILE = "stack.json"
 STACK_WAIT_S = 300.0
 CREDENTIALS_FILE = "credentials.json"
-SECRET_FIELDS = ("s3_access_key", "s3_secret_key", "webhook_token", "webhook_basic_password", "alert_webhook_token")
+SECRET_FIELDS = ("s3_access_key", "s3_secret_key", "webhook_token", "webhook_token_previous",
+                 "webhook_basic_password", "alert_webhook_token")
 """Never in resource config, logs or anything the UI shows; passed to processes by environment only."""
 
 
@@ -47,6 +48,8 @@ class Settings(BaseSettings):
     derived_prefix: str = "_mediasift/"
 
     webhook_token: SecretStr | None = None
+    webhook_token_previous: SecretStr | None = Field(
+        default=None, description="also accepted while senders move to a new MEDIASIFT_WEBHOOK_TOKEN (rotation)")
     webhook_basic_user: str | None = None
     webhook_basic_password: SecretStr | None = None
     receiver_host: str = "127.0.0.1"
@@ -54,6 +57,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_048_576
     max_backlog: int = 100_000
     sns_confirm_host_suffix: str = ".amazonaws.com"
+    sns_verify_signatures: bool = Field(
+        default=True, description="verify each SNS envelope's signature; off only for emulators that do not sign "
+                                  "(every envelope that passes the webhook auth is then believed)")
 
     derived_dir: Path | None = Field(default=None, description="Parquet feature tables; default HOME/derived")
     lance_uri: str | None = Field(default=None, description="LanceDB location; default HOME/lance")

@@ -65,12 +65,17 @@ def _wait_for_interrupt() -> None:
 def receiver(host: Annotated[str | None, typer.Option(help="Bind address (default MEDIASIFT_RECEIVER_HOST, "
                                                      "127.0.0.1).")] = None,
              port: Annotated[int | None, typer.Option(help="Port (default MEDIASIFT_RECEIVER_PORT).")] = None) -> None:
-    """Serve only the webhook receiver (production: several behind a load balancer)."""
+    """Serve only the webhook receiver (production: several behind a load balancer). Refuses to start without
+    webhook credentials (MEDIASIFT_WEBHOOK_TOKEN, or Basic user and password)."""
     import uvicorn
 
+    from mediasift.intake.auth import credential_problem
     from mediasift.intake.receiver import create_app
 
     settings = load_settings()
+    problem = credential_problem(settings)
+    if problem:
+        fail(f"the receiver will not start: {problem}")
     uvicorn.run(create_app(settings), host=host or settings.receiver_host, port=port or settings.receiver_port,
                 access_log=False)
 

@@ -7,14 +7,11 @@ retries instead of us dropping events.
 
 from __future__ import annotations
 
-import base64
-import hmac
 import json
 import logging
 import threading
 import time
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import httpx
 import uvicorn
@@ -28,12 +25,20 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
-from mediasift.config import Settings, secret
+from mediasift.config import Settings
 from mediasift.errors import InboxUnavailable, PayloadError
 from mediasift.inbox import AppendResult, Inbox
+from mediasift.intake.auth import Authenticator
 from mediasift.intake.events import Source
 from mediasift.intake.group_commit import GroupCommitter
 from mediasift.intake.parsers import parse_notification
+from mediasift.intake.sns_signature import (
+    CertificateUnavailable,
+    SignatureMismatch,
+    SigningCertificates,
+    SnsVerifier,
+    require_sns_url,
+)
 from mediasift.query.api import query_router
 
 log = logging.getLogger(__name__)
@@ -78,32 +83,6 @@ class InboxCollector(Collector):
         for state, count in counts.items():
             versions.add_metric([state], count)
         yield versions
-
-
-class Authenticator:
-    def __init__(self, settings: Settings):
-        self.bearer = secret(settings.webhook_token)
-        password = secret(settings.webhook_basic_password)
-        self.basic = (
-            base64.b64encode(f"{settings.webhook_basic_user}:{password}".encode()).decode()
-            if settings.webhook_basic_user and password else None
-        )
-        self._expected = {scheme: value.encode() for scheme, value in (("bearer", self.bearer), ("basic", self.basic))
-                          if value}
-        if not self._expected:
-            log.warning("receiver_auth_disabled reason=no webhook token or basic credentials configured")
-
-    @property
-    def schemes(self) -> list[str]:
-        """The HTTP auth schemes a sender may use, for the OpenAPI description."""
-        return list(self._expected)
-
-    def allows(self, header: str | None) -> bool:
-        if not self._expected:
-            return True
-        scheme, _, value = (header or "").partition(" ")
-        expected = self._expected.get(scheme.lower())
-        return expected is not None and hmac.compare_digest(value.strip().encode(), expected)
 
 
 class BodyTooLarge(Exception):
@@ -153,6 +132,8 @@ def detail(status: int, text: str, headers: dict[str, str] | None = None) -> Ans
 UNAUTHORIZED = detail(401, "unauthorized", {"WWW-Authenticate": "Bearer"})
 BACKLOG_FULL = detail(429, "inbox backlog over its limit; retry later", {"Retry-After": RETRY_AFTER_SECONDS})
 INBOX_DOWN = detail(503, "inbox unavailable; retry later", {"Retry-After": RETRY_AFTER_SECONDS})
+SNS_CERTIFICATE_DOWN = detail(503, "SNS signing certificate unavailable; retry later",
+                              {"Retry-After": RETRY_AFTER_SECONDS})
 CONFIRMED = answer(200, b'{"subscription":"confirmed"}')
 
 
@@ -161,8 +142,9 @@ class WebhookEndpoint:
     the contract needs: no Request object, no dependency solving, answers and metric children made once."""
 
     def __init__(self, source: Source, settings: Settings, auth: Authenticator, writer: GroupCommitter,
-                 metrics: Metrics):
+                 metrics: Metrics, sns: SnsVerifier | None = None):
         self.source, self.auth, self.writer = source, auth, writer
+        self.sns = sns if source is Source.S3 else None
         self.limit, self.max_backlog = settings.max_body_bytes, settings.max_backlog
         self.derived_prefix, self.sns_host_suffix = settings.derived_prefix, settings.sns_confirm_host_suffix
         self.too_large = detail(413, f"body exceeds {settings.max_body_bytes} bytes")
@@ -189,8 +171,13 @@ class WebhookEndpoint:
             body = await read_limited(receive, self.limit, declared)
         except BodyTooLarge:
             return self.reject("too_large", self.too_large)
+        headers = Headers(scope=scope)
+        if self.sns is not None:
+            refused = await self.verify_sns(body, headers)
+            if refused is not None:
+                return refused
         try:
-            parsed = parse_notification(self.source, body, Headers(scope=scope))
+            parsed = parse_notification(self.source, body, headers)
         except PayloadError as error:
             return self.reject("invalid", detail(400, str(error)))
         if parsed.subscribe_url:
@@ -210,6 +197,20 @@ class WebhookEndpoint:
                 counter.inc(count)
         self.latency.observe(time.perf_counter() - started)
         return answer(200, COMMITTED % (result.inserted, result.duplicates, ignored))
+
+    async def verify_sns(self, body: bytes, headers: Headers) -> Answer | None:
+        """The refusal for an SNS envelope whose signature is missing, unusable or wrong, else None. Runs before
+        the parser, so nothing an unsigned envelope says is acted on (written, or a SubscribeURL visited)."""
+        try:
+            await self.sns.verify(body, headers)
+        except PayloadError as error:
+            return self.reject("sns_invalid", detail(400, str(error)))
+        except SignatureMismatch:
+            return self.reject("sns_signature", UNAUTHORIZED)
+        except CertificateUnavailable as error:
+            log.warning("sns_certificate_unavailable error=%s", error)
+            return self.reject("sns_certificate", SNS_CERTIFICATE_DOWN)
+        return None
 
     async def confirm(self, url: str) -> Answer:
         try:
@@ -245,8 +246,9 @@ WEBHOOK_DESCRIPTIONS = {
     Source.TIGRIS: "Tigris object notifications: `{\"events\": [...]}` with several events per POST, or the flat "
                    "single-event form.",
     Source.SEAWEEDFS: "SeaweedFS filer webhook: one event per POST (`event_type`, `key`, `message`).",
-    Source.S3: "AWS S3 / MinIO `Records[]`, directly or inside an SNS envelope; an SNS SubscriptionConfirmation "
-               "is confirmed by visiting its SubscribeURL (SNS hosts only).",
+    Source.S3: "AWS S3 / MinIO `Records[]`, directly or inside an SNS envelope, whose signature must verify "
+               "(SignatureVersion 1 or 2, certificate from an SNS host); an SNS SubscriptionConfirmation is "
+               "confirmed by visiting its SubscribeURL (SNS hosts only).",
 }
 
 
@@ -313,12 +315,20 @@ def _webhook_operation(source: Source, secured: list[str]) -> dict:
     return operation
 
 
-def create_app(settings: Settings, inbox: Inbox | None = None) -> FastAPI:
+def create_app(settings: Settings, inbox: Inbox | None = None, sns: SnsVerifier | None = None) -> FastAPI:
+    """The receiver app. `sns` replaces the production SNS verifier (https, TLS-verified certificates on
+    MEDIASIFT_SNS_CONFIRM_HOST_SUFFIX), for tests that sign with a certificate of their own."""
     inbox = inbox or Inbox(settings.inbox_url)
     auth = Authenticator(settings)
     writer = GroupCommitter(inbox)
     metrics = Metrics(inbox)
-    endpoints = {source: WebhookEndpoint(source, settings, auth, writer, metrics) for source in WEBHOOK_SOURCES}
+    if settings.sns_verify_signatures:
+        sns = sns or SnsVerifier(SigningCertificates(settings.sns_confirm_host_suffix))
+    else:
+        sns = None
+        log.warning("sns_signatures_unverified MEDIASIFT_SNS_VERIFY_SIGNATURES is off: SNS envelopes are believed "
+                    "without their signature")
+    endpoints = {source: WebhookEndpoint(source, settings, auth, writer, metrics, sns) for source in WEBHOOK_SOURCES}
     app = ReceiverApp(endpoints, auth.schemes, title="mediasift receiver", version="0.1.0",
                       description="Bucket notifications in; durable inbox events out; search over every layer.")
     app.state.inbox = inbox
@@ -350,9 +360,7 @@ async def _probe() -> Response:
 
 async def confirm_subscription(url: str, host_suffix: str) -> None:
     """Visit an SNS SubscribeURL, but only on an SNS host: the URL comes from the request body."""
-    host = urlsplit(url).hostname or ""
-    if not host.endswith(host_suffix):
-        raise PayloadError("SubscribeURL", f"host {host!r} is not an SNS host (*{host_suffix})")
+    host = require_sns_url(url, "SubscribeURL", host_suffix)
     async with httpx.AsyncClient(timeout=10) as client:
         response = await client.get(url)
     if response.status_code >= 300:
