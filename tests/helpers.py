@@ -122,3 +122,23 @@ class RecordingServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
+
+
+def pdf_bytes(text: str) -> bytes:
+    """A one-page PDF with a text layer."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("helvetica", size=14)
+    pdf.multi_cell(0, 10, text)
+    return bytes(pdf.output())
+
+
+CORRUPT_MEDIA = {
+    "bad/tiny.mp4": b"\x00\x00\x00\x14ftypisom\x00\x00\x02\x00isom",
+    "bad/cut.pdf": None,
+    "bad/header.jpg": b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x13\x37" * 300,
+}
+"""Bytes no extractor can read: an ftyp box and nothing else, a PDF cut in half (None: the caller cuts one
+of its own), a JPEG header over noise."""

@@ -16,7 +16,7 @@ from mediasift.local.samples import TRUTH, write_samples
 from mediasift.query.search import Filters, Searcher
 from mediasift.store.lance import LanceIndex
 from mediasift.store.s3 import ObjectStore
-from tests.helpers import pipeline_resources, run_new_events, wait_for_events
+from tests.helpers import CORRUPT_MEDIA, pdf_bytes, pipeline_resources, run_new_events, wait_for_events
 
 PREFIX = "samples/"
 
@@ -187,10 +187,10 @@ def test_search_over_http_returns_hits_with_lineage_and_place(pipeline, stack, m
 
 
 def test_overwritten_object_returns_only_its_new_content(pipeline):
-    pipeline.put("notes/memo.pdf", _pdf_bytes("The zebra crossing on Elm Street was repainted."))
+    pipeline.put("notes/memo.pdf", pdf_bytes("The zebra crossing on Elm Street was repainted."))
     pipeline.step()
     assert pipeline.search("zebra crossing repainted", prefix="notes/")[0].key == "notes/memo.pdf"
-    pipeline.put("notes/memo.pdf", _pdf_bytes("A giraffe escaped from the city zoo overnight."))
+    pipeline.put("notes/memo.pdf", pdf_bytes("A giraffe escaped from the city zoo overnight."))
     pipeline.step()
     assert pipeline.state("notes/memo.pdf") == [State.SUPERSEDED, State.DONE]
     assert all("zebra" not in h.text for h in pipeline.search("zebra crossing", k=20, prefix="notes/"))
@@ -198,7 +198,7 @@ def test_overwritten_object_returns_only_its_new_content(pipeline):
 
 
 def test_deleted_object_never_returns(pipeline):
-    pipeline.put("gone/secret.pdf", _pdf_bytes("Project Nightingale budget."))
+    pipeline.put("gone/secret.pdf", pdf_bytes("Project Nightingale budget."))
     pipeline.step()
     assert pipeline.search("Nightingale budget", prefix="gone/")
     version = pipeline.inbox.versions_of(pipeline.bucket, "gone/secret.pdf")[0]
@@ -211,31 +211,14 @@ def test_deleted_object_never_returns(pipeline):
     assert sum(pipeline.stores.index.count(layer, f"version_hash = '{version.version_hash}'") for layer in LAYERS) == 0
 
 
-def _pdf_bytes(text: str) -> bytes:
-    from fpdf import FPDF
-
-    pdf = FPDF()
-    pdf.add_page()
-    pdf.set_font("helvetica", size=14)
-    pdf.multi_cell(0, 10, text)
-    return bytes(pdf.output())
-
-
-CORRUPT = {
-    "bad/tiny.mp4": b"\x00\x00\x00\x14ftypisom\x00\x00\x02\x00isom",  # 20 bytes: an ftyp box and nothing else
-    "bad/cut.pdf": None,
-    "bad/header.jpg": b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x13\x37" * 300,
-}
-
-
 def test_corrupt_media_fails_its_run_naming_the_object_and_leaves_no_rows(pipeline):
-    whole = _pdf_bytes("Half of this document is missing. " * 40)
-    for key, body in CORRUPT.items():
+    whole = pdf_bytes("Half of this document is missing. " * 40)
+    for key, body in CORRUPT_MEDIA.items():
         pipeline.put(key, body if body is not None else whole[: len(whole) // 2])
-    pipeline.put("bad/neighbour.pdf", _pdf_bytes("The neighbour document about otters is fine."))
+    pipeline.put("bad/neighbour.pdf", pdf_bytes("The neighbour document about otters is fine."))
     outcomes = pipeline.step(raise_on_error=False)
-    assert sum(not o.success for o in outcomes) == len(CORRUPT)
-    for key in CORRUPT:
+    assert sum(not o.success for o in outcomes) == len(CORRUPT_MEDIA)
+    for key in CORRUPT_MEDIA:
         (version,) = pipeline.inbox.versions_of(pipeline.bucket, key)
         assert (version.state, version.in_dlq, version.attempts) == (State.FAILED, True, 1), \
             f"{key}: corrupt bytes go to the dead-letter queue at once, no retry can fix them"
