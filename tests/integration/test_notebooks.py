@@ -140,9 +140,9 @@ def index_corpus(stack: Stack, work: Path) -> Corpus:
         materialize_analysis(settings, taxonomy, instance)
         ingest.put(later_media(work / "media"))
         materialize_analysis(settings, taxonomy, instance, [DUPLICATES, CLASSIFICATIONS, CLUSTERS])
-    return Corpus(ingest.bucket, ingest.etags, {
-        "MEDIASIFT_HOME": str(stack.home), "MEDIASIFT_BUCKET": ingest.bucket,
-        "MEDIASIFT_DERIVED_DIR": str(settings.derived_path), "MEDIASIFT_LANCE_URI": settings.lance_location})
+    return Corpus(ingest.bucket, ingest.etags, {"MEDIASIFT_HOME": str(stack.home),
+                                                "MEDIASIFT_DERIVED_DIR": str(settings.derived_path),
+                                                "MEDIASIFT_LANCE_URI": settings.lance_location})
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +167,8 @@ def printed(notebook: nbformat.NotebookNode) -> str:
 
 
 def last_printed(notebook: nbformat.NotebookNode) -> str:
-    (cell,) = [c for c in notebook.cells if c.cell_type == "code"][-1:]
+    """What the last code cell printed: each notebook ends by printing what it found."""
+    cell = [c for c in notebook.cells if c.cell_type == "code"][-1]
     return "".join(output.text for output in cell.outputs if output.output_type == "stream")
 
 
@@ -195,7 +196,7 @@ def test_analysis_shows_the_exact_copy_the_clusters_and_the_noise_flagged_at_arr
     assert f"duplicate group (exact): {original} <- s3://{corpus.bucket}/{EXACT_COPY} (sha256)" in summary, summary
     assert "(cats, " in summary, "the largest cluster is named by the taxonomy label its members carry"
     assert f"flagged: s3://{corpus.bucket}/{NOISE} score 1.000" in summary
-    assert NEAR_COPY not in summary, "a recompressed copy of a known photo is not unusual"
+    assert f"flagged: s3://{corpus.bucket}/{NEAR_COPY}" not in summary, "a recompressed known photo is not unusual"
     assert "visual: 3 clusters" in printed(notebook)
     shown = pictures_shown(notebook)
     assert shown >= 4 + 1 + 3 + 2, f"{shown} pictures: duplicate groups, sizes and map, representatives, scores"
