@@ -6,6 +6,7 @@ from dagster_project.partitions import KIND_TAG, object_versions
 from mediasift.analysis.alerts import AlertSender
 from mediasift.analysis.taxonomy import load_taxonomy
 from mediasift.intake.events import EventKind
+from mediasift.metrics import run_metrics
 from mediasift.run.versions import Attempt, run_versions
 from mediasift.store.s3 import ObjectStore
 from resources import ComputeResource, InboxResource, IndexResource, S3Resource, SettingsResource
@@ -55,6 +56,7 @@ def build_object_version(retry_policy: dg.RetryPolicy) -> dg.AssetsDefinition:
         finally:
             if alerts:
                 alerts.close()
+            run_metrics().record(results)
         yield flags_check(results)
         yield from layer_checks(stores, results, config)
         failed = [r for r in results if r.failed]

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from mediasift import metrics
 from mediasift.cli.app import (
     JsonOption,
     app,
@@ -38,6 +39,7 @@ def status(as_json: JsonOption = False) -> None:
         "inbox_depth": inbox.depth(),
         "last_event_seq": inbox.last_seq(),
         "visual": visual_model(settings),
+        "runs": metrics.summary(metrics.metrics_dir(settings.home)),
         "endpoints": {
             "s3": settings.s3_endpoint_url,
             "bucket": settings.bucket,
@@ -56,11 +58,22 @@ def status(as_json: JsonOption = False) -> None:
     console.print(table)
     console.print(f"embedded stack: {report['stack']}")
     console.print(f"inbox depth {report['inbox_depth']}, last event seq {report['last_event_seq']}")
+    console.print(runs_line(report["runs"]))
     shown = report["visual"]
     console.print(f"visual model: {shown['model']} ({shown['weights']} weights"
                   f"{'' if shown['trained'] else ', CLIP untrained'})")
     for name, value in report["endpoints"].items():
         console.print(f"{name:>9}: {value or '-'}")
+
+
+def runs_line(runs: dict) -> str:
+    """The runs' metrics in one line: outcomes, failures by reason, mean extraction seconds per layer."""
+    outcomes = ", ".join(f"{n} {outcome}" for outcome, n in sorted(runs["runs"].items())) or "none yet"
+    failures = ", ".join(f"{n} {reason}" for reason, n in sorted(runs["failures"].items()))
+    layers = ", ".join(f"{layer} {v['mean']:.2f} s" for layer, v in sorted(runs["extraction_seconds"].items())
+                       if v["mean"] is not None)
+    return (f"runs: {outcomes}" + (f"; failed versions: {failures}" if failures else "")
+            + (f"; mean extraction: {layers}" if layers else ""))
 
 
 def visual_model(settings: Settings) -> dict:

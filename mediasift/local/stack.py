@@ -24,6 +24,7 @@ from mediasift.local.processes import LOOPBACK, accepts, free_port, start_group,
 from mediasift.local.rayhead import CLIENT_ENV as RAY_CLIENT_ENV
 from mediasift.local.rayhead import LocalRayHead
 from mediasift.local.seaweedfs import SeaweedStack, ensure_credentials
+from mediasift.metrics import MULTIPROC_ENV, fresh_metrics_dir, metrics_dir
 from mediasift.store.s3 import ObjectStore
 
 INSTANCE_YAML = files("dagster_project") / "dagster.yaml"
@@ -100,6 +101,7 @@ class Stack:
             "MEDIASIFT_DATABASE_URL": s.inbox_url,
             "MEDIASIFT_S3_ACCESS_KEY": s.s3_access_key.get_secret_value(),
             "MEDIASIFT_S3_SECRET_KEY": s.s3_secret_key.get_secret_value(),
+            MULTIPROC_ENV: str(metrics_dir(self.home)),
         })
         if self.ray_head:
             env.update(RAY_CLIENT_ENV)
@@ -109,6 +111,7 @@ class Stack:
 
     def _start_dagster(self) -> None:
         self.dagster_home.mkdir(parents=True, exist_ok=True)
+        fresh_metrics_dir(self.home)
         instance = yaml.safe_load(INSTANCE_YAML.read_text())
         instance["run_coordinator"]["config"]["max_concurrent_runs"] = self.settings.concurrent_runs
         (self.dagster_home / "dagster.yaml").write_text(yaml.safe_dump(instance, sort_keys=False))
