@@ -73,12 +73,13 @@ def write_parquet(table: pa.Table, path: Path) -> Path:
     return path
 
 
-def keep_feature_files(root: Path, into: Path, skip: Path) -> pa.Table:
+def keep_feature_files(root: Path, into: Path, skip: tuple[Path, ...]) -> pa.Table:
     """Link (or copy) every Parquet file under the feature-table root `root` into `into`, at the same
-    relative path, and return their list; `skip` (the snapshots folder itself) is left out."""
+    relative path, and return their list; the folders in `skip` (the snapshots themselves, the replay
+    namespaces) are not the live tables and are left out."""
     rows = []
     for source in sorted(root.rglob("*.parquet")) if root.exists() else []:
-        if source.is_relative_to(skip):
+        if any(source.is_relative_to(folder) for folder in skip):
             continue
         relative = source.relative_to(root)
         target = into / relative

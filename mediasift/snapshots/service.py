@@ -32,6 +32,7 @@ from mediasift.snapshots.manifest import (
     keep_feature_files,
     write_parquet,
 )
+from mediasift.snapshots.namespace import namespaces_root
 from mediasift.snapshots.record import (
     FEATURES_DIR,
     FEATURES_FILE,
@@ -84,7 +85,8 @@ class Snapshots:
                                 created_at=datetime.now(UTC).isoformat(), lance_tag=tag, inbox=self._inbox_state())
         try:
             record.lance_versions = tag_tables(index, tag)
-            files = keep_feature_files(self.settings.derived_path, folder / FEATURES_DIR, skip=self.root)
+            files = keep_feature_files(self.settings.derived_path, folder / FEATURES_DIR,
+                                       skip=(self.root, namespaces_root(self.settings)))
             write_parquet(files, folder / FEATURES_FILE)
             record.feature_files = files.num_rows
             if self.kind is StoreKind.TIGRIS:
