@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mediasift.errors import StackNotReady
 from mediasift.local.processes import alive
+from mediasift.redaction import redact_credentials_in_logs
 
 STACK_FILE = "stack.json"
 STACK_WAIT_S = 300.0
@@ -26,6 +27,9 @@ CREDENTIALS_FILE = "credentials.json"
 SECRET_FIELDS = ("s3_access_key", "s3_secret_key", "webhook_token", "webhook_token_previous",
                  "webhook_basic_password", "alert_webhook_token")
 """Never in resource config, logs or anything the UI shows; passed to processes by environment only."""
+redact_credentials_in_logs()
+"""Every process reads its settings through here, so every process keeps S3 request credentials out of its
+DEBUG logs (botocore writes them there)."""
 
 
 class StackState(StrEnum):
