@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from mediasift.local.processes import LOOPBACK, free_port
@@ -82,10 +83,33 @@ def _pg_ctl_as(user: str, pg_ctl: str, root: Path, workdir: Path) -> str:
     return str(wrapper)
 
 
+@dataclass
+class PostgresServer:
+    """A running throwaway cluster: its URL, and stop/start for tests of a database going away and back."""
+
+    url: str
+    executor: object
+
+    def stop(self) -> None:
+        self.executor.stop()
+
+    def start(self) -> None:
+        self.executor.start()
+        if self.executor.process is not None and self.executor.process.wait(timeout=60) != 0:
+            raise RuntimeError(f"pg_ctl start exited with {self.executor.process.returncode}")
+
+
 @contextmanager
 def throwaway_postgres(base_dir: Path | None = None) -> Iterator[str]:
     """A fresh PostgreSQL cluster on 127.0.0.1:<free port>; yields its SQLAlchemy URL
-    (`postgresql+psycopg://postgres@127.0.0.1:PORT/postgres`, trust auth), stops and deletes it on exit.
+    (`postgresql+psycopg://postgres@127.0.0.1:PORT/postgres`, trust auth), stops and deletes it on exit."""
+    with throwaway_postgres_server(base_dir) as server:
+        yield server.url
+
+
+@contextmanager
+def throwaway_postgres_server(base_dir: Path | None = None) -> Iterator[PostgresServer]:
+    """`throwaway_postgres`, yielding the server itself.
     Durability settings are the server's defaults (the executor's `-F` is undone): benchmarks rely on them."""
     pg_ctl = check_available()
     from pytest_postgresql.executors import PostgreSQLExecutor
@@ -115,8 +139,9 @@ def throwaway_postgres(base_dir: Path | None = None) -> Iterator[str]:
             output = output.decode(errors="replace") if isinstance(output, bytes) else output
             raise RuntimeError(f"PostgreSQL did not start on {LOOPBACK}:{port} ({error}): {output}{tail}") from error
         try:
-            yield f"postgresql+psycopg://postgres@{LOOPBACK}:{port}/postgres"
+            yield PostgresServer(f"postgresql+psycopg://postgres@{LOOPBACK}:{port}/postgres", executor)
         finally:
-            executor.stop()
+            if executor.running():
+                executor.stop()
     finally:
         shutil.rmtree(root, ignore_errors=True)
