@@ -43,6 +43,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
+from itertools import chain
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 from urllib.parse import quote
@@ -141,6 +142,19 @@ VERSION_COLUMNS = ("version_hash", "object_id", "bucket", "key", "etag", "versio
 
 LAST_SEQ = select(func.coalesce(func.max(events_table.c.seq), 0))
 
+KNOWN_SQL = (
+    "SELECT v.object_id, v.version_hash, v.etag, v.version_id, v.state, v.first_seq, e.kind, count(e.seq), "
+    "max(e.seq) FROM versions AS v LEFT JOIN events AS e ON e.version_hash = v.version_hash "
+    f"AND e.source <> '{Source.REDRIVE.value}' WHERE v.object_id {{object_ids}} GROUP BY v.version_hash, e.kind "
+    "UNION ALL SELECT NULL, dedup_key, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM events "
+    "WHERE dedup_key {tokens}"
+)
+"""What an append decides on, in one statement: the stored versions of its keys with how often and when each
+was last created and deleted (redrives left out: they are requests to try again, not words about the
+object), then, marked by a NULL object_id, which of its occurrence keys are stored already. Group by the
+primary key: Postgres then lets the other version columns be selected as they are."""
+KNOWN_CHUNK = 500
+
 locks_table = Table(
     "locks",
     metadata,
@@ -230,7 +244,7 @@ PROVISIONAL = 1 << 62
 stored ones before the INSERT gives them their real numbers."""
 
 
-@dataclass
+@dataclass(slots=True)
 class _VersionView:
     """One version as an append sees it while it decides: its row, and when its last create and delete were
     (0: never)."""
@@ -246,12 +260,13 @@ class _VersionView:
     deletes: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class _Decision:
-    """An event to insert: its row, and what it does to its version."""
+    """An event to insert (as decided: a delete without an ETag resolved), and what it does to its version."""
 
     group: int
-    row: dict
+    event: NotificationEvent
+    object_id: str
     effect: str
     """"pending": a new version, or one arriving again; "deleted": a delete introducing its version;
     "": the version's row stays as it is (a delete's run will tombstone it)."""
@@ -259,7 +274,7 @@ class _Decision:
     """The version as the append saw it (None for a redrive, whose version is stored and left alone)."""
 
 
-@dataclass
+@dataclass(slots=True)
 class _KeyView:
     """Everything an append needs to decide on the events of one key: its versions and its deletes without a
     versionId (which end every version of the key)."""
@@ -354,31 +369,32 @@ def _empty_until_created(empty: Callable[[], R]) -> Callable[[Callable[P, R]], C
 class MultiRowInsert:
     """An INSERT of many rows as one `VALUES (…), (…)` statement with positional parameters, compiled once per
     row count: one driver call per chunk of rows, and none of the per-row parameter processing of SQLAlchemy's
-    executemany (about 20 µs a row, a good part of a group commit's CPU, which the event loop waits for)."""
+    executemany (about 20 µs a row, a good part of a group commit's CPU, which the event loop waits for).
+    Rows are tuples in the order of `columns`: no dict per row."""
 
     CHUNK_ROWS = 100
 
     def __init__(self, build: Callable[[list[dict]], Insert], columns: tuple[str, ...], dialect: Dialect):
         self.build, self.columns, self.dialect = build, columns, dialect
-        self._sql: dict[int, tuple[str, Callable[[dict], tuple]]] = {}
+        self._sql: dict[int, tuple[str, Callable[[tuple], tuple]]] = {}
 
-    def execute(self, conn: Connection, rows: list[dict]) -> list[Row]:
-        """Rows as dicts keyed by `columns`; returns what the statement's RETURNING gives, if anything."""
+    def execute(self, conn: Connection, rows: list[tuple]) -> list[Row]:
+        """Returns what the statement's RETURNING gives, if anything."""
         returned: list[Row] = []
         for start in range(0, len(rows), self.CHUNK_ROWS):
             chunk = rows[start:start + self.CHUNK_ROWS]
             sql, ordered = self._compiled(len(chunk))
-            result = conn.exec_driver_sql(sql, tuple(value for row in chunk for value in ordered(row)))
+            result = conn.exec_driver_sql(sql, tuple(chain.from_iterable(map(ordered, chunk))))
             if result.returns_rows:
                 returned += result.all()
         return returned
 
-    def _compiled(self, count: int) -> tuple[str, Callable[[dict], tuple]]:
+    def _compiled(self, count: int) -> tuple[str, Callable[[tuple], tuple]]:
         """The SQL for `count` rows, and a row's values in the order of its placeholders."""
         if count not in self._sql:
             compiled = self.build([dict.fromkeys(self.columns)] * count).compile(dialect=self.dialect)
             order = [name.removesuffix("_m0") for name in compiled.positiontup[:len(self.columns)]]
-            self._sql[count] = (str(compiled), operator.itemgetter(*order))
+            self._sql[count] = (str(compiled), operator.itemgetter(*map(self.columns.index, order)))
         return self._sql[count]
 
 
@@ -406,6 +422,9 @@ class Inbox:
         self._insert_versions = MultiRowInsert(
             lambda rows: self._insert(versions_table).values(rows).on_conflict_do_nothing(
                 index_elements=["version_hash"]), VERSION_COLUMNS, positional)
+        self._lock_sql = "BEGIN IMMEDIATE" if self.is_sqlite else f"SELECT pg_advisory_xact_lock({APPEND_LOCK_ID})"
+        self._known_sql = KNOWN_SQL.format(object_ids="= ANY(%s::varchar[])", tokens="= ANY(%s::varchar[])")
+        self._known_sqlite: dict[tuple[int, int], str] = {}
         self._schema_seen = False
         if not read_only:
             self._create_schema()
@@ -490,25 +509,23 @@ class Inbox:
         event's duplicates are judged against everything committed before it, and on Postgres events become
         visible in `seq` order, so a reader's cursor never passes one still being written. SQLite takes its
         write lock up front (BEGIN IMMEDIATE) for the first, since another process may append to the same
-        file."""
-        if self.is_sqlite:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
-            conn.execute(select(func.pg_advisory_xact_lock(APPEND_LOCK_ID)))
+        file. Driver SQL: this runs once per group commit, on the thread the receiver's event loop waits for."""
+        conn.exec_driver_sql(self._lock_sql)
 
     def _append(self, conn: Connection, groups: list[list[NotificationEvent]], now: float) -> list[AppendResult]:
         """Decide on every event in order against the stored state of its key and the events before it (a
         delete without an ETag resolves against versions created earlier in the same append), then insert
-        the new ones: one INSERT … ON CONFLICT DO NOTHING RETURNING for the events, one for the versions they
-        introduce, one UPDATE for versions arriving again."""
+        the new ones: one SELECT for what is stored, one INSERT … ON CONFLICT DO NOTHING RETURNING for the
+        events, one for the versions they introduce, one UPDATE for versions arriving again (each skipped when
+        it has nothing to do)."""
         flat = [(group, e, object_id(e.bucket, e.key), occurrence_key(e)) for group, events in enumerate(groups)
                 for e in events]
-        keys = self._key_views(conn, {oid for _, e, oid, _ in flat if e.source is not Source.REDRIVE})
-        seen = self._stored_keys(conn, {token for *_, token in flat if token})
+        keys, seen = self._known(conn, {oid for _, e, oid, _ in flat if e.source is not Source.REDRIVE},
+                                 {token for *_, token in flat if token})
         decisions: dict[str, _Decision] = {}
         for order, (group, e, oid, token) in enumerate(flat, start=PROVISIONAL):
             if e.source is Source.REDRIVE:
-                decisions.setdefault(dedup_key(e), _Decision(group, _event_row(dedup_key(e), e, oid, now), ""))
+                decisions.setdefault(dedup_key(e), _Decision(group, e, oid, ""))
                 continue
             if token in seen:
                 continue
@@ -522,80 +539,78 @@ class Inbox:
             key = token or dedup_key(e, generation)
             if token:
                 seen.add(token)
-            decisions[key] = _Decision(group, _event_row(key, e, oid, now), effect, view.versions[e.version_hash])
-        return self._store(conn, groups, decisions)
+            decisions[key] = _Decision(group, e, oid, effect, view.versions[e.version_hash])
+        return self._store(conn, groups, decisions, now)
 
-    def _store(self, conn: Connection, groups: list[list[NotificationEvent]],
-               decisions: dict[str, _Decision]) -> list[AppendResult]:
+    def _store(self, conn: Connection, groups: list[list[NotificationEvent]], decisions: dict[str, _Decision],
+               now: float) -> list[AppendResult]:
         """Insert the decided events; a row the unique key still refuses counts as a duplicate. A stored version
         arriving again is pending with fresh attempts and out of the DLQ; its lease, if a run holds one, stays
         until that run ends, so two runs still never hold one version."""
         inserted = [0] * len(groups)
-        new = dict(self._insert_events.execute(conn, [d.row for d in decisions.values()])) if decisions else {}
-        versions: dict[str, dict] = {}
+        new = dict(self._insert_events.execute(conn, [_event_row(key, d.event, now) for key, d in decisions.items()])
+                   ) if decisions else {}
+        introduced: dict[str, tuple[_Decision, int, State]] = {}
         again: set[str] = set()
         for key, d in decisions.items():
             if key not in new:
                 continue
             inserted[d.group] += 1
-            vh = d.row["version_hash"]
+            vh = d.event.version_hash
             if d.version is None:
                 continue
             if d.version.stored:
                 if d.effect == "pending":
                     again.add(vh)
-            elif vh not in versions:
-                versions[vh] = _version_row(d.row, new[key], State.DELETED if d.effect == "deleted" else State.PENDING)
+            elif vh not in introduced:
+                introduced[vh] = (d, new[key], State.DELETED if d.effect == "deleted" else State.PENDING)
             elif d.effect == "pending":
-                versions[vh]["state"] = State.PENDING.value
-        if versions:
-            self._insert_versions.execute(conn, list(versions.values()))
+                introduced[vh] = (*introduced[vh][:2], State.PENDING)
+        if introduced:
+            self._insert_versions.execute(conn, [_version_row(d.event, d.object_id, seq, state, now)
+                                                 for d, seq, state in introduced.values()])
         if again:
-            now = time.time()
             conn.execute(update(versions_table).where(versions_table.c.version_hash.in_(sorted(again)))
                          .values(state=State.PENDING.value, attempts=0, in_dlq=False, last_error=None,
-                                 updated_at=now))
+                                 updated_at=time.time()))
         return [AppendResult(n, len(events) - n) for n, events in zip(inserted, groups, strict=True)]
 
-    def _stored_keys(self, conn: Connection, keys: set[str]) -> set[str]:
-        """Which of these event keys are stored already."""
-        found: set[str] = set()
-        ordered = sorted(keys)
-        for i in range(0, len(ordered), 500):
-            found.update(conn.execute(select(events_table.c.dedup_key)
-                                      .where(events_table.c.dedup_key.in_(ordered[i:i + 500]))).scalars())
-        return found
-
-    def _key_views(self, conn: Connection, object_ids: set[str]) -> dict[str, _KeyView]:
-        """The stored versions of these keys and when each was last created and deleted (redrives left out:
-        they are requests to try again, not words about the object)."""
+    def _known(self, conn: Connection, object_ids: set[str], tokens: set[str]) -> tuple[dict[str, _KeyView], set[str]]:
+        """The stored state of these keys, and which of these occurrence keys are stored already (KNOWN_SQL),
+        in one statement per 500 of each."""
         views = {oid: _KeyView({}) for oid in object_ids}
-        ordered = sorted(object_ids)
-        v, e = versions_table.c, events_table.c
-        for i in range(0, len(ordered), 500):
-            rows = conn.execute(select(v.version_hash, v.object_id, v.etag, v.version_id, v.state, v.first_seq)
-                                .where(v.object_id.in_(ordered[i:i + 500]))).all()
-            owner: dict[str, _KeyView] = {}
-            for r in rows:
-                owner[r.version_hash] = views[r.object_id]
-                views[r.object_id].versions[r.version_hash] = _VersionView(
-                    r.version_hash, r.etag, r.version_id, State(r.state), r.first_seq, stored=True)
-            hashes = sorted(owner)
-            for j in range(0, len(hashes), 500):
-                words = conn.execute(
-                    select(e.version_hash, e.kind, func.count(), func.max(e.seq))
-                    .where(e.version_hash.in_(hashes[j:j + 500])).where(e.source != Source.REDRIVE.value)
-                    .group_by(e.version_hash, e.kind)).all()
-                for vh, kind, count, last in words:
-                    view, version = owner[vh], owner[vh].versions[vh]
-                    if kind == EventKind.CREATED.value:
-                        version.last_create = last
-                    else:
-                        version.last_delete, version.deletes = last, count
-                        if version.version_id is None:
-                            view.deletes += count
-                            view.last_delete = max(view.last_delete, last)
-        return views
+        seen: set[str] = set()
+        oids, toks = list(object_ids), list(tokens)
+        for i in range(0, max(len(oids), len(toks)), KNOWN_CHUNK):
+            some_oids, some_toks = oids[i:i + KNOWN_CHUNK], toks[i:i + KNOWN_CHUNK]
+            sql, params = self._known_statement(some_oids, some_toks)
+            for oid, vh, etag, version_id, state, first, kind, count, last in conn.exec_driver_sql(sql, params):
+                if oid is None:
+                    seen.add(vh)
+                    continue
+                view = views[oid]
+                version = view.versions.get(vh)
+                if version is None:
+                    version = view.versions[vh] = _VersionView(vh, etag, version_id, State(state), first, stored=True)
+                if kind == EventKind.CREATED.value:
+                    version.last_create = last
+                elif kind == EventKind.DELETED.value:
+                    version.last_delete, version.deletes = last, count
+                    if version_id is None:
+                        view.deletes += count
+                        view.last_delete = max(view.last_delete, last)
+        return views, seen
+
+    def _known_statement(self, object_ids: list[str], tokens: list[str]) -> tuple[str, tuple]:
+        """KNOWN_SQL and its parameters: on Postgres one text whatever the counts (two array parameters), on
+        SQLite one per pair of counts, made once (`IN (?, …)`; SQLite keeps each prepared)."""
+        if not self.is_sqlite:
+            return self._known_sql, (object_ids, tokens)
+        counts = (len(object_ids), len(tokens))
+        if counts not in self._known_sqlite:
+            lists = ("IN (" + ", ".join("?" * n) + ")" for n in counts)
+            self._known_sqlite[counts] = KNOWN_SQL.format(object_ids=next(lists), tokens=next(lists))
+        return self._known_sqlite[counts], (*object_ids, *tokens)
 
     @_empty_until_created(list)
     def events_after(self, seq: int, limit: int) -> list[InboxEvent]:
@@ -811,19 +826,15 @@ class Inbox:
             conn.execute(text("SELECT 1"))
 
 
-def _event_row(key: str, e: NotificationEvent, oid: str, now: float) -> dict:
-    """`object_id` is not an events column: it rides along for the version row the event may introduce."""
-    return {"dedup_key": key, "source": e.source.value, "kind": e.kind.value, "bucket": e.bucket, "key": e.key,
-            "etag": e.etag, "version_id": e.version_id, "version_hash": e.version_hash, "size": e.size,
-            "received_at": now, "object_id": oid}
+def _event_row(key: str, e: NotificationEvent, now: float) -> tuple:
+    """An events row, in the order of EVENT_COLUMNS."""
+    return key, e.source.value, e.kind.value, e.bucket, e.key, e.etag, e.version_id, e.version_hash, e.size, now
 
 
-def _version_row(event: dict, seq: int, state: State) -> dict:
-    """The version an event row introduces: pending, or deleted when its first word is a delete."""
-    return {"version_hash": event["version_hash"], "object_id": event["object_id"],
-            "bucket": event["bucket"], "key": event["key"], "etag": event["etag"], "version_id": event["version_id"],
-            "size": event["size"], "state": state.value, "attempts": 0, "in_dlq": False, "first_seq": seq,
-            "created_at": event["received_at"], "updated_at": event["received_at"]}
+def _version_row(e: NotificationEvent, oid: str, seq: int, state: State, now: float) -> tuple:
+    """The version an event introduces, in the order of VERSION_COLUMNS: pending, or deleted when its first word
+    is a delete."""
+    return e.version_hash, oid, e.bucket, e.key, e.etag, e.version_id, e.size, state.value, 0, False, seq, now, now
 
 
 def _counts(rows: Iterable[tuple[str, int]], dlq: int) -> dict[str, int]:
