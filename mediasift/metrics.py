@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
     from mediasift.run.versions import VersionResult
@@ -82,17 +83,23 @@ def fresh_metrics_dir(home: Path) -> Path:
     return path
 
 
-def collect_runs(directory: Path, registry: CollectorRegistry) -> None:
-    """Add the run processes' samples in `directory` to `registry` (a no-op while there are none)."""
-    if directory.is_dir():
-        MultiProcessCollector(registry, path=str(directory))
+class RunsCollector(Collector):
+    """The run processes' samples in `directory`, read at each scrape (the directory may appear only once
+    the stack starts Dagster, after the receiver)."""
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+
+    def collect(self):
+        files = [str(path) for path in self.directory.glob("*.db")]
+        return MultiProcessCollector.merge(files, accumulate=True) if files else []
 
 
 def summary(directory: Path) -> dict:
     """What `mediasift status` shows of the runs' metrics: runs by outcome, failures by reason, and per layer
     the number of extractions and their mean seconds."""
     registry = CollectorRegistry()
-    collect_runs(directory, registry)
+    registry.register(RunsCollector(directory))
     found: dict = {"runs": {}, "failures": {}, "extraction_seconds": {}, "versions_per_run": None}
     sums: dict[str, dict[str, float]] = {}
     for family in registry.collect():

@@ -39,6 +39,7 @@ from mediasift.intake.sns_signature import (
     SnsVerifier,
     require_sns_url,
 )
+from mediasift.metrics import RunsCollector, metrics_dir
 from mediasift.query.api import query_router
 
 log = logging.getLogger(__name__)
@@ -322,6 +323,7 @@ def create_app(settings: Settings, inbox: Inbox | None = None, sns: SnsVerifier 
     auth = Authenticator(settings)
     writer = GroupCommitter(inbox)
     metrics = Metrics(inbox)
+    metrics.registry.register(RunsCollector(metrics_dir(settings.home)))
     if settings.sns_verify_signatures:
         sns = sns or SnsVerifier(SigningCertificates(settings.sns_confirm_host_suffix))
     else:

@@ -103,6 +103,8 @@ class Stack:
             "MEDIASIFT_S3_SECRET_KEY": s.s3_secret_key.get_secret_value(),
             MULTIPROC_ENV: str(metrics_dir(self.home)),
         })
+        if s.alert_webhook_token:
+            env["MEDIASIFT_ALERT_WEBHOOK_TOKEN"] = s.alert_webhook_token.get_secret_value()
         if self.ray_head:
             env.update(RAY_CLIENT_ENV)
         if s.run_batch_size > 1:

@@ -46,3 +46,23 @@ def test_failure_reasons_are_bounded_labels():
     assert failure_reason("index write failed: OSError: [Errno 30] Read-only file system") == "index write failed"
     assert failure_reason("s3://b/k with a colon: in its key") == "other"
     assert failure_reason(None) == "unknown"
+
+
+def test_the_receiver_serves_the_runs_metrics_at_its_metrics_endpoint(tmp_path):
+    import httpx
+
+    from mediasift.config import Settings
+    from mediasift.intake.receiver import ReceiverServer, create_app
+    from mediasift.local.processes import LOOPBACK, free_port
+
+    server = ReceiverServer(create_app(Settings(home=tmp_path, webhook_token="t")), LOOPBACK, free_port()).start()
+    try:
+        assert "mediasift_runs_total" not in httpx.get(f"{server.url}/metrics").text, "no run yet"
+        (tmp_path / "metrics").mkdir()
+        run_process("mixed", tmp_path / "metrics")
+        scraped = httpx.get(f"{server.url}/metrics").text
+    finally:
+        server.stop()
+    assert 'mediasift_runs_total{outcome="failed"} 1.0' in scraped
+    assert 'mediasift_version_failures_total{dead_lettered="true",reason="MediaError"} 1.0' in scraped
+    assert 'mediasift_extraction_seconds_count{layer="pages"} 1.0' in scraped
