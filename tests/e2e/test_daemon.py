@@ -92,5 +92,13 @@ def test_uploads_overwrite_and_delete_end_as_the_right_partitions(tmp_path, monk
         current = inbox.versions_of(bucket, "docs/report v1.txt")[1]
         assert current.sha256[:16] in shown.output
         assert kept == inbox.versions_of(bucket, "images/ünï.bin")[0].etag
+
+        def runs_in_status() -> dict:
+            status = CliRunner().invoke(app, ["status", "--json"])
+            assert status.exit_code == 0, status.output
+            return json.loads(status.output)["runs"]["runs"]
+
+        wait_for(lambda: runs_in_status() == {"succeeded": 5}, 60,
+                 "every run process's metrics in the directory status reads")
     with pytest.raises(ProcessLookupError):
         os.kill(code_server, 0)
