@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import Convertor, register_url_convertor
 
 from mediasift.config import Settings
 from mediasift.extraction.layers.rows import LAYERS
@@ -15,6 +16,21 @@ from mediasift.inbox import Inbox
 from mediasift.query.lineage import version_json
 from mediasift.query.search import Filters, Searcher
 from mediasift.store.lance import LanceIndex
+
+
+class AnyKeyConvertor(Convertor[str]):
+    """An S3 key as the last part of a path, newlines included (legal in S3; Starlette's `path` stops at them)."""
+
+    regex = "(?s:.*)"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("s3key", AnyKeyConvertor())
 
 
 class _Lazy:
@@ -30,7 +46,8 @@ def query_router(settings: Settings, inbox: Inbox) -> APIRouter:
     router = APIRouter()
     lazy = _Lazy(settings)
 
-    @router.get("/search", summary="Hybrid search over every layer; hits carry lineage and t_start/t_end or page")
+    @router.get("/search", summary="Hybrid search over every layer; hits carry lineage and t_start/t_end or page",
+                responses={400: {"description": "An unknown layer; the detail names the field"}})
     async def search(
         q: Annotated[str, Query(min_length=1, description="the query")],
         k: Annotated[int, Query(ge=1, le=200)] = 10,
@@ -49,7 +66,8 @@ def query_router(settings: Settings, inbox: Inbox) -> APIRouter:
         hits = await run_in_threadpool(lazy.searcher.search, q, k, filters)
         return {"query": q, "hits": [h.to_json() for h in hits]}
 
-    @router.get("/objects/{bucket}/{key:path}", summary="Every known version of one object, with lineage")
+    @router.get("/objects/{bucket}/{key:s3key}", summary="Every known version of one object, with lineage",
+                responses={404: {"description": "No version of this object is known"}})
     async def object_versions(bucket: str, key: str) -> dict:
         versions = await run_in_threadpool(inbox.versions_of, bucket, key)
         if not versions:
