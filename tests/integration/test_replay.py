@@ -100,6 +100,7 @@ def test_replay_reproduces_the_snapshots_layers_row_for_row_resumes_and_leaves_t
 
     summary = cli("replay", "--snapshot", "before", "--into", "retrain")
     again = cli("replay", "--snapshot", "before", "--into", "retrain")
+    shown = CliRunner().invoke(app, ["replay", "--snapshot", "before", "--into", "retrain"])
     against_replay = cli("diff", "snapshot:before", "namespace:retrain")
     snapshots.create("after")
     other = CliRunner().invoke(app, ["replay", "--snapshot", "after", "--into", "retrain"])
@@ -108,6 +109,7 @@ def test_replay_reproduces_the_snapshots_layers_row_for_row_resumes_and_leaves_t
     assert (summary["versions"], summary["ran"], summary["states"], summary["failed"]) == (3, 3, {"done": 3}, [])
     assert summary["rows"]["pages"] == 3
     assert (again["ran"], again["skipped"], again["namespace_states"]) == (0, 3, {"done": 3})
+    assert shown.exit_code == 0 and "3 done before" in shown.output
     assert live_state(settings) == live_before, "the live index and feature tables were not written"
     namespace = Namespace.of(settings, "retrain")
     held = {(v.key, v.etag) for v in snapshot_versions(snapshots.reader("before"))}
