@@ -584,7 +584,7 @@ class Inbox:
         for i in range(0, max(len(oids), len(toks)), KNOWN_CHUNK):
             some_oids, some_toks = oids[i:i + KNOWN_CHUNK], toks[i:i + KNOWN_CHUNK]
             sql, params = self._known_statement(some_oids, some_toks)
-            for oid, vh, etag, version_id, state, first, kind, count, last in conn.exec_driver_sql(sql, params):
+            for oid, vh, etag, version_id, state, first, kind, count, last in conn.exec_driver_sql(sql, params).all():
                 if oid is None:
                     seen.add(vh)
                     continue
