@@ -84,7 +84,10 @@ def visual_model(settings: Settings) -> dict:
 
 
 @objects_app.command("show")
-def objects_show(uri: Annotated[str, typer.Argument(help="s3://BUCKET/KEY")], as_json: JsonOption = False) -> None:
+def objects_show(uri: Annotated[str, typer.Argument(help="s3://BUCKET/KEY")], as_json: JsonOption = False,
+                 as_of: Annotated[str | None, typer.Option(
+                     "--as-of", metavar="SNAPSHOT", help="The version the snapshot held, its rows in the index "
+                                                         "and the analysis as of the snapshot.")] = None) -> None:
     """Every known version of one object: state, ETag, lineage, and its rows in each layer."""
     try:
         bucket, key = parse_s3_uri(uri)
@@ -95,6 +98,8 @@ def objects_show(uri: Annotated[str, typer.Argument(help="s3://BUCKET/KEY")], as
     if not versions:
         fail(f"no version of {uri} is known to the inbox")
     index, tables = LanceIndex(settings.lance_location), FeatureTables(settings.derived_path)
+    if as_of is not None:
+        versions, index, tables = _as_of(settings, as_of, uri, key, versions)
     described = [{**version_json(v), "layers": layer_counts(index, v.version_hash),
                   "analysis": object_analysis(tables, v)} for v in versions]
     if as_json:
@@ -113,6 +118,23 @@ def objects_show(uri: Annotated[str, typer.Argument(help="s3://BUCKET/KEY")], as
         for name, value in _analysis_rows(facts["analysis"]):
             table.add_row(name, value)
         console.print(table)
+
+
+def _as_of(settings: Settings, name: str, uri: str, key: str, versions: list) -> tuple[list, LanceIndex, FeatureTables]:
+    """The version snapshot `name` held (its inbox record, current state), the index at the snapshot's tag and
+    the feature tables it kept."""
+    from mediasift.snapshots import SnapshotError, Snapshots
+    from mediasift.snapshots.diff import snapshot_side
+
+    try:
+        side = snapshot_side(Snapshots(settings), name)
+    except SnapshotError as error:
+        fail(str(error))
+    held = side.objects.get(key)
+    if held is None:
+        fail(f"{uri} was not in the bucket at snapshot {name!r}")
+    exact = [v for v in versions if (v.etag, v.version_id) == (held.etag, held.version_id)]
+    return exact or [v for v in versions if v.etag == held.etag][-1:], side.index, side.tables
 
 
 def _analysis_rows(analysis: dict | None) -> list[tuple[str, str]]:

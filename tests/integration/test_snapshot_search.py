@@ -74,3 +74,17 @@ def test_search_as_of_a_snapshot_returns_the_snapshot_time_hits_and_plain_search
     assert all(etag != old for key, etag in search("zebra crossing repainted") if key == "memo.pdf")
     unknown = CliRunner().invoke(app, ["search", "zebra", "--as-of", "never"])
     assert unknown.exit_code == 1 and "no snapshot 'never'" in unknown.output
+
+    monkeypatch.setenv("MEDIASIFT_DATABASE_URL", stack.settings.inbox_url)
+
+    def show(key: str, *options: str) -> list[dict]:
+        shown = CliRunner().invoke(app, ["objects", "show", f"s3://{bucket}/{key}", "--json", *options])
+        assert shown.exit_code == 0, shown.output
+        return json.loads(shown.output)
+
+    assert [(v["etag"], v["layers"]["pages"]) for v in show("memo.pdf")] == [(old, 0), (new, 1)]
+    assert [(v["etag"], v["layers"]["pages"]) for v in show("memo.pdf", "--as-of", "before")] == [(old, 1)], \
+        "the version the snapshot held, with its rows in the index as the snapshot pinned it"
+    assert [v["etag"] for v in show("budget.pdf", "--as-of", "before")] == [budget["ETag"].strip('"')]
+    absent = CliRunner().invoke(app, ["objects", "show", f"s3://{bucket}/later.pdf", "--as-of", "before"])
+    assert absent.exit_code == 1 and "was not in the bucket at snapshot 'before'" in absent.output
