@@ -1,7 +1,8 @@
 """`mediasift search`: hybrid search over every layer, hits printed as places in objects.
 
 With the embedded stack up under MEDIASIFT_HOME, the query goes to its receiver's /search, whose models
-are already loaded (seconds saved on every query); otherwise this process loads them.
+are already loaded (seconds saved on every query); otherwise this process loads them. Either way the index
+searched is the one `mediasift index use` chose (the live one unless a namespace was picked).
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from mediasift.cli.app import (
 from mediasift.config import Settings
 from mediasift.extraction.layers.rows import LAYERS
 from mediasift.extraction.models import models_for
+from mediasift.query.active_index import IndexChoiceError, active_index
 from mediasift.query.search import Filters, Hit, Searcher
 from mediasift.snapshots import SnapshotError, Snapshots
+from mediasift.snapshots.namespace import LIVE
 from mediasift.store.lance import LanceIndex
 
 log = logging.getLogger(__name__)
@@ -45,7 +48,8 @@ def search(
                                               "(`mediasift snapshot list`).")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Hybrid search (vector + full text) over every layer; each hit is a timestamp or a page."""
+    """Hybrid search (vector + full text) over every layer; each hit is a timestamp or a page. Reads the index
+    `mediasift index use` chose (`mediasift index show`), the live one by default."""
     settings = load_settings(wait_for_stack=0)
     unknown = set(layer or ()) - set(LAYERS)
     if unknown:
@@ -55,13 +59,14 @@ def search(
     if answer is None:
         try:
             answer = local_search(settings, query, k, filters, group, snapshot_index(settings, as_of))
-        except (ValueError, SnapshotError) as error:
+        except (ValueError, SnapshotError, IndexChoiceError) as error:
             fail(str(error))
     if as_json:
         console.print_json(json.dumps(answer["objects"] if group else answer["hits"]))
         return
     hits = [Hit(**h) for g in answer["objects"] for h in g["hits"]] if group else [Hit(**h) for h in answer["hits"]]
-    print_hits(query, hits)
+    index = answer.get("index")
+    print_hits(query + (f"  (namespace {index})" if index not in (None, LIVE) else ""), hits)
 
 
 def warm_search(receiver_url: str | None, query: str, k: int, filters: Filters, group: bool) -> dict | None:
@@ -89,11 +94,17 @@ def snapshot_index(settings: Settings, as_of: str | None) -> LanceIndex | None:
 
 def local_search(settings: Settings, query: str, k: int, filters: Filters, group: bool,
                  index: LanceIndex | None = None) -> dict:
-    searcher = Searcher(index or LanceIndex(settings.lance_location), models_for(settings))
+    """The answer /search gives, from this process: over `index` (a snapshot's pinned one) when given, else
+    over the active index, whose name comes back under "index"."""
+    name = None
+    if index is None:
+        active = active_index(settings)
+        index, name = LanceIndex(active.lance_uri), active.name
+    searcher = Searcher(index, models_for(settings))
     if group:
-        return {"objects": [{**g.__dict__, "hits": [h.to_json() for h in g.hits]}
-                            for g in searcher.search_grouped(query, k, filters)]}
-    return {"hits": [h.to_json() for h in searcher.search(query, k, filters)]}
+        return {"index": name, "objects": [{**g.__dict__, "hits": [h.to_json() for h in g.hits]}
+                                           for g in searcher.search_grouped(query, k, filters)]}
+    return {"index": name, "hits": [h.to_json() for h in searcher.search(query, k, filters)]}
 
 
 def print_hits(query: str, hits: list[Hit]) -> None:

@@ -1,4 +1,7 @@
-"""Read-side HTTP endpoints: search and object lineage. Models load on the first search, not at start."""
+"""Read-side HTTP endpoints: search and object lineage. Models load on the first search, not at start.
+
+/search reads the index `mediasift index use` chose, looked up on every query, so a cut-over to a namespace
+and its rollback reach a running receiver without a restart."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from mediasift.config import Settings
 from mediasift.extraction.layers.rows import LAYERS
 from mediasift.extraction.models import models_for
 from mediasift.inbox import Inbox
+from mediasift.query.active_index import ActiveIndex, IndexChoiceError, active_index
 from mediasift.query.lineage import version_json
 from mediasift.query.search import Filters, Searcher
 from mediasift.store.lance import LanceIndex
@@ -36,10 +40,19 @@ register_url_convertor("s3key", AnyKeyConvertor())
 class _Lazy:
     def __init__(self, settings: Settings):
         self.settings = settings
+        self._searcher: Searcher | None = None
 
     @cached_property
-    def searcher(self) -> Searcher:
-        return Searcher(LanceIndex(self.settings.lance_location), models_for(self.settings))
+    def models(self):
+        return models_for(self.settings)
+
+    def searcher(self) -> tuple[ActiveIndex, Searcher]:
+        """A searcher over the active index; a new one when `index use` moved it, keeping the loaded models."""
+        active = active_index(self.settings)
+        searcher = self._searcher
+        if searcher is None or searcher.index.uri != active.lance_uri:
+            searcher = self._searcher = Searcher(LanceIndex(active.lance_uri), self.models)
+        return active, searcher
 
 
 def query_router(settings: Settings, inbox: Inbox) -> APIRouter:
@@ -47,7 +60,9 @@ def query_router(settings: Settings, inbox: Inbox) -> APIRouter:
     lazy = _Lazy(settings)
 
     @router.get("/search", summary="Hybrid search over every layer; hits carry lineage and t_start/t_end or page",
-                responses={400: {"description": "An unknown layer; the detail names the field"}})
+                description="Searches the index `mediasift index use` chose; its name comes back as `index`.",
+                responses={400: {"description": "An unknown layer; the detail names the field"},
+                           503: {"description": "The index chosen for search is gone; the detail says what to run"}})
     async def search(
         q: Annotated[str, Query(min_length=1, description="the query")],
         k: Annotated[int, Query(ge=1, le=200)] = 10,
@@ -60,11 +75,16 @@ def query_router(settings: Settings, inbox: Inbox) -> APIRouter:
         if unknown:
             raise HTTPException(400, f"layer: unknown {sorted(unknown)}; layers are {', '.join(LAYERS)}")
         filters = Filters(tuple(layer) if layer else LAYERS, modality, prefix)
+        try:
+            active, searcher = await run_in_threadpool(lazy.searcher)
+        except IndexChoiceError as error:
+            raise HTTPException(503, str(error)) from error
         if group:
-            groups = await run_in_threadpool(lazy.searcher.search_grouped, q, k, filters)
-            return {"query": q, "objects": [{**g.__dict__, "hits": [h.to_json() for h in g.hits]} for g in groups]}
-        hits = await run_in_threadpool(lazy.searcher.search, q, k, filters)
-        return {"query": q, "hits": [h.to_json() for h in hits]}
+            groups = await run_in_threadpool(searcher.search_grouped, q, k, filters)
+            return {"query": q, "index": active.name,
+                    "objects": [{**g.__dict__, "hits": [h.to_json() for h in g.hits]} for g in groups]}
+        hits = await run_in_threadpool(searcher.search, q, k, filters)
+        return {"query": q, "index": active.name, "hits": [h.to_json() for h in hits]}
 
     @router.get("/objects/{bucket}/{key:s3key}", summary="Every known version of one object, with lineage",
                 responses={404: {"description": "No version of this object is known"}})

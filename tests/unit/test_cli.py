@@ -30,7 +30,7 @@ def test_help_lists_every_command():
     listed = set(re.findall(r"^│ ([a-z]+) ", commands_box, flags=re.MULTILINE))
     assert listed == {"up", "demo", "ingest", "search", "status", "objects", "reconcile", "receiver", "dlq",
                       "duplicates", "clusters", "anomalies", "flags", "classify", "snapshot", "replay",
-                      "diff"}
+                      "diff", "index"}
 
 
 def test_bad_uri_and_unknown_object_are_clear_errors(tmp_path, monkeypatch):
