@@ -7,6 +7,7 @@ from mediasift.extraction.layers.rows import LAYERS
 from mediasift.extraction.models.clip import configured_name, embed_dim
 from mediasift.extraction.models.imagenet import DIM as VISUAL_DIM
 from mediasift.extraction.models.text import DIM as TEXT_DIM
+from mediasift.extraction.versions import layer_extractors
 from mediasift.run.versions import VersionResult
 from mediasift.store import RowStores
 
@@ -32,6 +33,15 @@ layer_specs = [
     for layer in LAYERS
 ]
 layer_check_specs = [dg.AssetCheckSpec(check, asset=layer_key(layer)) for layer in LAYERS for check in CHECKS]
+
+
+def with_extractor_versions(assets_def: dg.AssetsDefinition, settings: Settings) -> dg.AssetsDefinition:
+    """The layer assets with the extractors and models `settings` give them as code versions: the UI shows
+    each layer's, and a changed model (CLIP settings, MEDIASIFT_WHISPER_MODEL) is a new code version of
+    exactly the layers it makes."""
+    versions = {layer_key(layer): version for layer, version in layer_extractors(settings).items()}
+    return assets_def.map_asset_specs(
+        lambda spec: spec.replace_attributes(code_version=versions[spec.key]) if spec.key in versions else spec)
 
 
 def layer_materializations(result: VersionResult) -> list[dg.AssetMaterialization]:

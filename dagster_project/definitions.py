@@ -4,6 +4,7 @@ applies the cross-cutting policy (retries, the extraction pool) from its setting
 import dagster as dg
 
 from assets.analysis import build_analysis_assets
+from assets.layers import with_extractor_versions
 from assets.object_version import build_object_version
 from dagster_project.analysis import (
     build_analysis_job,
@@ -25,7 +26,7 @@ def retry_policy(max_attempts: int) -> dg.RetryPolicy:
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
-    object_version = build_object_version(retry_policy(settings.max_attempts))
+    object_version = with_extractor_versions(build_object_version(retry_policy(settings.max_attempts)), settings)
     ingest_job = build_ingest_job(object_version)
     analysis_job = build_analysis_job()
     return dg.Definitions(
