@@ -142,3 +142,21 @@ CORRUPT_MEDIA = {
 }
 """Bytes no extractor can read: an ftyp box and nothing else, a PDF cut in half (None: the caller cuts one
 of its own), a JPEG header over noise."""
+
+
+def png(image) -> bytes:
+    """A PIL image encoded as PNG."""
+    import io
+
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def jpeg(image, quality: int) -> bytes:
+    """A PIL image encoded as JPEG at `quality`."""
+    import io
+
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=quality)
+    return out.getvalue()

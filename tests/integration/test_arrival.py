@@ -3,7 +3,6 @@ trained visual model): an identical copy under another key is an exact duplicate
 near one, a different photo neither; once the anomaly reference exists, noise is flagged as it arrives
 while a copy of a known photo is not, and a score never moves when later objects arrive."""
 
-import io
 import json
 
 import dagster as dg
@@ -16,21 +15,9 @@ from mediasift.analysis import views
 from mediasift.cli import app
 from mediasift.local.samples import photo, photo_variants
 from mediasift.store.s3 import ObjectStore
-from tests.helpers import pipeline_resources, run, tick, wait_for_events
+from tests.helpers import jpeg, pipeline_resources, png, run, tick, wait_for_events
 
 SUBJECTS = ["chelsea", "coffee", "rocket"]
-
-
-def png(image: Image.Image) -> bytes:
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
-
-
-def jpeg(image: Image.Image, quality: int) -> bytes:
-    out = io.BytesIO()
-    image.save(out, format="JPEG", quality=quality)
-    return out.getvalue()
 
 
 @pytest.fixture

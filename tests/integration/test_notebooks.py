@@ -4,7 +4,6 @@ assets), with the settings a user's own stack would give them: MEDIASIFT_HOME an
 
 from __future__ import annotations
 
-import io
 import os
 import uuid
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from mediasift.local.samples import PHOTO_SHOT_SECONDS, photo, photo_variants, w
 from mediasift.local.stack import Stack
 from mediasift.store.s3 import ObjectStore
 from resources import SettingsResource
-from tests.helpers import pipeline_resources, pipeline_settings, run, tick, wait_for_events
+from tests.helpers import jpeg, pipeline_resources, pipeline_settings, png, run, tick, wait_for_events
 
 pytestmark = pytest.mark.slow
 
@@ -57,18 +56,6 @@ class Corpus:
     etags: dict[str, str]
     env: dict[str, str]
     """What a user's shell would hold for their own stack: where its state, features and index live."""
-
-
-def png(image: Image.Image) -> bytes:
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
-
-
-def jpeg(image: Image.Image, quality: int) -> bytes:
-    out = io.BytesIO()
-    image.save(out, format="JPEG", quality=quality)
-    return out.getvalue()
 
 
 def small_photo(name: str) -> Image.Image:

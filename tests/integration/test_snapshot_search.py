@@ -9,21 +9,12 @@ import json
 import uuid
 
 import dagster as dg
-from fpdf import FPDF
 from typer.testing import CliRunner
 
 from mediasift.cli import app
 from mediasift.snapshots import Snapshots
 from mediasift.store.s3 import ObjectStore
-from tests.helpers import pipeline_resources, pipeline_settings, run_new_events, wait_for_events
-
-
-def pdf(text: str) -> bytes:
-    document = FPDF()
-    document.add_page()
-    document.set_font("helvetica", size=14)
-    document.multi_cell(0, 10, text)
-    return bytes(document.output())
+from tests.helpers import pdf_bytes, pipeline_resources, pipeline_settings, run_new_events, wait_for_events
 
 
 def search(query: str, *args: str) -> list[tuple[str, str]]:
@@ -47,16 +38,17 @@ def test_search_as_of_a_snapshot_returns_the_snapshot_time_hits_and_plain_search
         cursor, _ = run_new_events(instance, resources, stack_inbox, cursor)
 
     with dg.instance_for_test() as instance:
-        memo = s3.client.put_object(Bucket=bucket, Key="memo.pdf", Body=pdf("The zebra crossing was repainted."))
-        budget = s3.client.put_object(Bucket=bucket, Key="budget.pdf", Body=pdf("Project Nightingale budget."))
+        memo = s3.client.put_object(Bucket=bucket, Key="memo.pdf", Body=pdf_bytes("The zebra crossing was repainted."))
+        budget = s3.client.put_object(Bucket=bucket, Key="budget.pdf", Body=pdf_bytes("Project Nightingale budget."))
         events += 2  # the delete marker of a versioned SeaweedFS bucket reaches the inbox by no event
         step()
         Snapshots(pipeline_settings(stack.settings, bucket, tmp_path)).create("before")
 
         new_memo = s3.client.put_object(Bucket=bucket, Key="memo.pdf",
-                                        Body=pdf("A zebra escaped from the zoo overnight."))
+                                        Body=pdf_bytes("A zebra escaped from the zoo overnight."))
         s3.client.delete_object(Bucket=bucket, Key="budget.pdf")
-        later = s3.client.put_object(Bucket=bucket, Key="later.pdf", Body=pdf("Nightingale budget, second draft."))
+        later = s3.client.put_object(Bucket=bucket, Key="later.pdf",
+                                     Body=pdf_bytes("Nightingale budget, second draft."))
         events += 2  # the delete marker of a versioned SeaweedFS bucket reaches the inbox by no event
         step()
 
