@@ -87,18 +87,29 @@ class CpuByRole:
     def __init__(self) -> None:
         self.seen: dict[int, tuple[str, float]] = {}
         self.roles: dict[int, str] = {}
+        self.ours: dict[int, bool] = {}
         self.start: dict[int, float] = {}
         self.stopped = threading.Event()
 
     def _sample(self) -> None:
-        """A process's role is read from its command line once (a spawned process may still be blank)."""
+        """Only this benchmark's own processes and their descendants (the stack's, the runs', the actors'):
+        a machine shared with other work must not count that work. A process's role is read from its
+        command line once (a spawned process may still be blank)."""
         for pid in map(int, filter(str.isdigit, os.listdir("/proc"))):
             try:
                 stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                if not self._ours(pid, int(stat[1])):
+                    continue
                 role = self.roles.get(pid) or self._role(pid)
             except OSError:
                 continue
             self.seen[pid] = (role, (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK"))
+
+    def _ours(self, pid: int, ppid: int) -> bool:
+        if pid not in self.ours:
+            self.ours[pid] = pid == os.getpid() or ppid == os.getpid() or (ppid > 1 and self._ours(
+                ppid, int(Path(f"/proc/{ppid}/stat").read_text().rsplit(")", 1)[1].split()[1])))
+        return self.ours[pid]
 
     def _role(self, pid: int) -> str:
         command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")

@@ -45,6 +45,10 @@ class DagsterMode(StrEnum):
 
 
 class Stack:
+    kept_open_event_log = True
+    """Dagster's SQLite event log with its databases kept open (dagster_project/storage.py); bench/burst.py
+    turns it off for its baseline."""
+
     def __init__(self, settings: Settings, dagster: DagsterMode = DagsterMode.DEV):
         self.settings = settings.model_copy()
         self.settings.home = settings.home.resolve()
@@ -116,6 +120,10 @@ class Stack:
         fresh_metrics_dir(self.home)
         instance = yaml.safe_load(INSTANCE_YAML.read_text())
         instance["run_coordinator"]["config"]["max_concurrent_runs"] = self.settings.concurrent_runs
+        if self.kept_open_event_log:
+            instance["event_log_storage"] = {
+                "module": "dagster_project.storage", "class": "KeptOpenSqliteEventLogStorage",
+                "config": {"base_dir": str(self.dagster_home / "history" / "runs")}}
         (self.dagster_home / "dagster.yaml").write_text(yaml.safe_dump(instance, sort_keys=False))
         bin_dir = Path(sys.executable).parent
         if self.dagster_mode is DagsterMode.DEV:

@@ -1,0 +1,67 @@
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.sql import create_engine
+from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS, create_db_conn_string
+from dagster._serdes import ConfigurableClassData
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import StaticPool
+
+
+class KeptOpenSqliteEventLogStorage(SqliteEventLogStorage):
+    """Dagster's SQLite event log, with each database kept open for the life of the process.
+
+    The stock storage creates an engine, opens the database file and closes it again for every event it
+    stores, and closing the last connection to a WAL database checkpoints it. A batch run stores several
+    events per object version (its source partition, five layers, a check), so that was about half of a
+    run process's CPU (bench/burst.py). The files, schema and durability are Dagster's; between processes
+    SQLite's own locking applies as before, and within one the storage's lock already serialises every
+    connection, so one connection per database is enough. The least recently used of more than
+    `MAX_OPEN` are closed (a webserver reads many runs)."""
+
+    MAX_OPEN = 16
+
+    def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):
+        self._open: OrderedDict[str, Engine] = OrderedDict()
+        super().__init__(base_dir, inst_data)
+
+    @classmethod
+    def from_config_value(cls, inst_data: ConfigurableClassData | None, config_value: dict
+                          ) -> "KeptOpenSqliteEventLogStorage":
+        return cls(inst_data=inst_data, **config_value)
+
+    @contextmanager
+    def _connect(self, shard: str) -> Iterator[Connection]:
+        with self._db_lock:
+            engine = self._engine(shard)
+            with engine.connect() as conn, conn.begin():
+                yield conn
+
+    def _engine(self, shard: str) -> Engine:
+        engine = self._open.pop(shard, None)
+        if engine is None:
+            engine = create_engine(create_db_conn_string(self._base_dir, shard), poolclass=StaticPool,
+                                   connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False})
+            if shard not in self._initialized_dbs:
+                self._initdb(engine)
+                self._initialized_dbs.add(shard)
+        self._open[shard] = engine
+        while len(self._open) > self.MAX_OPEN:
+            self._open.popitem(last=False)[1].dispose()
+        return engine
+
+    def _close_all(self) -> None:
+        with self._db_lock:
+            for engine in self._open.values():
+                engine.dispose()
+            self._open.clear()
+
+    def wipe(self) -> None:
+        self._close_all()
+        super().wipe()
+
+    def dispose(self) -> None:
+        self._close_all()
+        super().dispose()
