@@ -1,4 +1,12 @@
+from collections.abc import Mapping
+
 import dagster as dg
+from dagster._core.definitions.data_version import (
+    CODE_VERSION_TAG,
+    INPUT_DATA_VERSION_TAG_PREFIX,
+    INPUT_EVENT_POINTER_TAG_PREFIX,
+    NULL_EVENT_POINTER,
+)
 
 from assets.source import SOURCE
 from dagster_project.partitions import object_versions
@@ -44,10 +52,22 @@ def with_extractor_versions(assets_def: dg.AssetsDefinition, settings: Settings)
         lambda spec: spec.replace_attributes(code_version=versions[spec.key]) if spec.key in versions else spec)
 
 
-def layer_materializations(result: VersionResult) -> list[dg.AssetMaterialization]:
-    """One per layer for this object version, so a batch still shows every object on its own."""
+def layer_materializations(result: VersionResult, code_versions: Mapping[dg.AssetKey, str | None]
+                           ) -> list[dg.AssetMaterialization]:
+    """One per layer for this object version, so a batch still shows every object on its own. The tags are
+    the provenance Dagster records itself for an asset's outputs (these are logged by hand, one per
+    version): the layer's code version and the source's data version (the ETag), so the UI marks a layer
+    stale once its extractors change."""
+    source_version = {f"{INPUT_DATA_VERSION_TAG_PREFIX}/{SOURCE.to_user_string()}": result.version.etag,
+                      f"{INPUT_EVENT_POINTER_TAG_PREFIX}/{SOURCE.to_user_string()}": NULL_EVENT_POINTER}
     return [dg.AssetMaterialization(layer_key(layer), partition=result.version.version_hash,
-                                    metadata=_metadata(result, layer)) for layer in LAYERS]
+                                    metadata=_metadata(result, layer), tags=_provenance(
+                                        code_versions.get(layer_key(layer)), source_version))
+            for layer in LAYERS]
+
+
+def _provenance(code_version: str | None, source_version: dict[str, str]) -> dict[str, str]:
+    return {CODE_VERSION_TAG: code_version, **source_version} if code_version else {}
 
 
 def _metadata(result: VersionResult, layer: str) -> dict:

@@ -40,6 +40,7 @@ def build_object_version(retry_policy: dg.RetryPolicy) -> dg.AssetsDefinition:
         kind = EventKind(context.run.tags.get(KIND_TAG, EventKind.CREATED))
         rules = load_taxonomy(config.taxonomy).rules if config.taxonomy else ()
         alerts = AlertSender.from_settings(config, inbox.get().engine)
+        code_versions = {key: spec.code_version for key, spec in context.assets_def.specs_by_key.items()}
         results = []
         try:
             for result in run_versions(inbox.get(), ObjectStore(s3.get_client()), stores, compute.get(),
@@ -47,7 +48,7 @@ def build_object_version(retry_policy: dg.RetryPolicy) -> dg.AssetsDefinition:
                 results.append(result)
                 if not result.failed:
                     context.log_event(source_materialization(result))
-                    for materialization in layer_materializations(result):
+                    for materialization in layer_materializations(result, code_versions):
                         context.log_event(materialization)
                     if not context.has_partition_key:
                         context.log_event(version_flags_check(result))

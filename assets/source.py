@@ -1,6 +1,7 @@
 import warnings
 
 import dagster as dg
+from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
 from dagster_project.partitions import object_versions
 from mediasift.run.versions import VersionResult
@@ -31,7 +32,8 @@ def source_materialization(result: VersionResult) -> dg.AssetMaterialization:
     if result.reason:
         facts["reason"] = result.reason
     facts.update({name: value for name, value in result.verdicts.items() if value is not None})
-    return dg.AssetMaterialization(SOURCE, partition=result.version.version_hash, metadata=facts)
+    return dg.AssetMaterialization(SOURCE, partition=result.version.version_hash, metadata=facts,
+                                   tags={DATA_VERSION_TAG: result.version.etag})
 
 
 

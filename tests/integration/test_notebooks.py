@@ -1,6 +1,7 @@
 """The notebooks in notebooks/, executed top to bottom against a small corpus indexed by the real pipeline
 (SeaweedFS and its webhook, the sensor and the ingest asset in-process, real models, then the analysis
-assets), with the settings a user's own stack would give them: MEDIASIFT_HOME and friends, by environment."""
+assets), with the settings a user's own stack would give them: MEDIASIFT_HOME and friends, by environment.
+replay.ipynb gets a versioned bucket of its own, with a snapshot, changes since and a replay into a namespace."""
 
 from __future__ import annotations
 
@@ -20,9 +21,11 @@ from assets.analysis import CLASSIFICATIONS, CLUSTERS, DUPLICATES, build_analysi
 from mediasift.config import Settings
 from mediasift.local.samples import PHOTO_SHOT_SECONDS, photo, photo_variants, write_photo_video, write_text_pdf
 from mediasift.local.stack import Stack
+from mediasift.snapshots import Snapshots
+from mediasift.snapshots.replay import Replay
 from mediasift.store.s3 import ObjectStore
 from resources import SettingsResource
-from tests.helpers import jpeg, pipeline_resources, pipeline_settings, png, run, tick, wait_for_events
+from tests.helpers import jpeg, pdf_bytes, pipeline_resources, pipeline_settings, png, run, tick, wait_for_events
 
 pytestmark = pytest.mark.slow
 
@@ -48,6 +51,8 @@ labels:
 rules:
   - {name: duplicate-upload, when: {duplicate: any}}
 """
+MEMO, BUDGET, KEEP, LATER, PHOTO = "memo.pdf", "budget.pdf", "keep.pdf", "later.pdf", "photos/subject.png"
+ZEBRA, NIGHTINGALE = "zebra crossing repainted", "Nightingale budget"
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,12 @@ class Corpus:
     etags: dict[str, str]
     env: dict[str, str]
     """What a user's shell would hold for their own stack: where its state, features and index live."""
+
+
+@dataclass(frozen=True)
+class History(Corpus):
+    before: dict[str, str]
+    """The ETags of snapshot `before` (`etags`: what the bucket holds now)."""
 
 
 def small_photo(name: str) -> Image.Image:
@@ -84,27 +95,39 @@ def later_media(folder: Path) -> dict[str, bytes]:
 
 
 class Ingest:
-    """Uploads to a fresh bucket of the stack; each `put` runs what the sensor requests, as one batch run."""
+    """Uploads to a fresh bucket of the stack (versioned if asked); each `put` runs what the sensor requests, as
+    one batch run. `etags` is what the bucket holds now."""
 
-    def __init__(self, stack: Stack, work: Path, instance: dg.DagsterInstance):
+    def __init__(self, stack: Stack, work: Path, instance: dg.DagsterInstance, versioned: bool = False):
         self.bucket = f"t-{uuid.uuid4().hex[:10]}"
         self.storage = ObjectStore.from_settings(stack.settings)
         self.storage.ensure_bucket(self.bucket)
+        if versioned:
+            self.storage.client.put_bucket_versioning(Bucket=self.bucket,
+                                                      VersioningConfiguration={"Status": "Enabled"})
         self.inbox = stack.receiver.server.config.app.state.inbox
         self.cursor = str(self.inbox.last_seq())
         self.resources = pipeline_resources(stack.settings, self.bucket, work)
         self.instance = instance
         self.etags: dict[str, str] = {}
+        self.events = 0
 
     def put(self, objects: dict[str, bytes]) -> None:
         for key, body in objects.items():
             etag = self.storage.client.put_object(Bucket=self.bucket, Key=key, Body=body)["ETag"]
             self.etags[key] = etag.strip('"')
-        wait_for_events(self.inbox, self.bucket, len(self.etags))
+        self.events += len(objects)
+        wait_for_events(self.inbox, self.bucket, self.events)
         result = tick(self.instance, self.resources, self.cursor, batch=len(objects))
         self.cursor = result.cursor
         for request in result.run_requests:
             assert run(self.instance, self.resources, request).success
+
+    def delete(self, key: str) -> None:
+        """Deleted from the bucket; on a versioned SeaweedFS bucket the delete marker reaches the inbox by no
+        event, so nothing runs (the live index keeps the key's rows until a reconcile)."""
+        self.storage.client.delete_object(Bucket=self.bucket, Key=key)
+        del self.etags[key]
 
 
 def materialize_analysis(settings: Settings, taxonomy: Path, instance: dg.DagsterInstance,
@@ -135,6 +158,32 @@ def index_corpus(stack: Stack, work: Path) -> Corpus:
 @pytest.fixture(scope="module")
 def corpus(stack: Stack, tmp_path_factory) -> Corpus:
     return index_corpus(stack, tmp_path_factory.mktemp("notebooks"))
+
+
+@pytest.fixture
+def history(stack: Stack, tmp_path) -> History:
+    """A versioned bucket of its own (the corpus's stays as its notebooks expect it): three one-page PDFs and a
+    photo ingested, snapshot `before`, then memo.pdf and the photo overwritten, budget.pdf deleted and later.pdf
+    added, ingested too; then `before` replayed into namespace `retrain`. PDFs and one small photo keep it cheap."""
+    with dg.instance_for_test() as instance:
+        ingest = Ingest(stack, tmp_path, instance, versioned=True)
+        settings = pipeline_settings(stack.settings, ingest.bucket, tmp_path)
+        ingest.put({MEMO: pdf_bytes("The zebra crossing was repainted."),
+                    BUDGET: pdf_bytes("Project Nightingale budget."), KEEP: pdf_bytes("Harbour lights at dawn."),
+                    PHOTO: png(small_photo("chelsea"))})
+        Snapshots(settings).create("before")
+        before = dict(ingest.etags)
+        ingest.delete(BUDGET)
+        ingest.put({MEMO: pdf_bytes("A zebra escaped from the zoo overnight."), PHOTO: png(small_photo("coffee")),
+                    LATER: pdf_bytes("Nightingale budget, second draft.")})
+    replay = Replay(settings)
+    plan = replay.plan("before", "retrain")
+    assert {result.state.value for result in replay.run(plan)} == {"done"}
+    return History(ingest.bucket, dict(ingest.etags), {
+        "MEDIASIFT_HOME": str(stack.home), "MEDIASIFT_BUCKET": ingest.bucket,
+        "MEDIASIFT_DERIVED_DIR": str(settings.derived_path), "MEDIASIFT_LANCE_URI": settings.lance_location,
+        "MEDIASIFT_NOTEBOOK_A": "namespace:retrain", "MEDIASIFT_NOTEBOOK_B": "live",
+        "MEDIASIFT_NOTEBOOK_QUERIES": f"{ZEBRA}; {NIGHTINGALE}"}, before)
 
 
 def execute(name: str, corpus: Corpus) -> nbformat.NotebookNode:
@@ -187,3 +236,28 @@ def test_analysis_shows_the_exact_copy_the_clusters_and_the_noise_flagged_at_arr
     assert "visual: 3 clusters" in printed(notebook)
     shown = pictures_shown(notebook)
     assert shown >= 4 + 1 + 3 + 2, f"{shown} pictures: duplicate groups, sizes and map, representatives, scores"
+
+
+def test_replay_compares_the_replayed_namespace_with_live_naming_exactly_what_changed(history):
+    notebook = execute("replay.ipynb", history)
+
+    summary = last_printed(notebook).splitlines()
+    where = f"s3://{history.bucket}/"
+    tops = {line.split("'")[1]: line.split(": A top ", 1)[1].split("; B top ")
+            for line in summary if line.startswith("query ")}
+    assert summary[0] == "A: retrain (namespace, 4 objects) -> B: live (live, 4 objects)", summary
+    assert [line for line in summary if line.startswith(("added", "removed", "changed", "unchanged"))] == [
+        f"added: {where}{LATER} etag {history.etags[LATER]}",
+        f"removed: {where}{BUDGET} etag {history.before[BUDGET]}",
+        f"changed: {where}{MEMO} etag {history.before[MEMO]} -> {history.etags[MEMO]}",
+        f"changed: {where}{PHOTO} etag {history.before[PHOTO]} -> {history.etags[PHOTO]}",
+        "unchanged: 1"]
+    assert "rows pages: A 3 features, 3 indexed; B 3 features, " in "\n".join(summary)
+    assert tops[ZEBRA][0] == f"{where}{MEMO} etag {history.before[MEMO]} (pages)", tops
+    assert history.before[MEMO] not in tops[ZEBRA][1], "live holds the memo's new version only"
+    assert tops[NIGHTINGALE][0] == f"{where}{BUDGET} etag {history.before[BUDGET]} (pages)", tops
+    assert BUDGET not in tops[NIGHTINGALE][1] or "a version live does not hold" in tops[NIGHTINGALE][1], \
+        "a deleted object's rows still in the live index are not shown as what live holds"
+    assert ("namespace retrain against snapshot before: 0 added, 0 removed, 0 changed, 4 unchanged; "
+            "feature rows equal in every layer") in printed(notebook)
+    assert pictures_shown(notebook) == 1, "rows per layer and objects changed, one figure"

@@ -10,7 +10,7 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.i
 
 
 def test_the_notebooks_folder_holds_the_explore_and_analysis_notebooks():
-    assert {"explore.ipynb", "analysis.ipynb"} <= {path.name for path in NOTEBOOKS}
+    assert {"explore.ipynb", "analysis.ipynb", "replay.ipynb"} <= {path.name for path in NOTEBOOKS}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
