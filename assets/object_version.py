@@ -8,6 +8,7 @@ from mediasift.analysis.taxonomy import load_taxonomy
 from mediasift.intake.events import EventKind
 from mediasift.metrics import run_metrics
 from mediasift.run.versions import Attempt, run_versions
+from mediasift.store.expectations import RowExpectations
 from mediasift.store.s3 import ObjectStore
 from resources import ComputeResource, InboxResource, IndexResource, S3Resource, SettingsResource
 
@@ -32,10 +33,13 @@ def build_object_version(retry_policy: dg.RetryPolicy) -> dg.AssetsDefinition:
     )
     def object_version(context: dg.AssetExecutionContext, settings: SettingsResource, inbox: InboxResource,
                        s3: S3Resource, index: IndexResource, compute: ComputeResource):
-        """Checks and reads each object version of the run (one, or a batch), then extracts, indexes and
-        records its layers; evaluates the taxonomy's rules on it and sends an alert for each flag."""
+        """Checks and reads each object version of the run (one, or a batch), then extracts its layers, holds
+        their rows to what search expects (a version whose rows fail is written nowhere, and its blocking
+        check fails on its partition), indexes and records them; evaluates the taxonomy's rules on it and
+        sends an alert for each flag."""
         config = settings.get()
         stores = index.get()
+        expected = RowExpectations.from_settings(config)
         attempt = Attempt(context.run.run_id, context.retry_number + 1, config.max_attempts, config.lease_seconds)
         kind = EventKind(context.run.tags.get(KIND_TAG, EventKind.CREATED))
         rules = load_taxonomy(config.taxonomy).rules if config.taxonomy else ()
@@ -44,13 +48,13 @@ def build_object_version(retry_policy: dg.RetryPolicy) -> dg.AssetsDefinition:
         results = []
         try:
             for result in run_versions(inbox.get(), ObjectStore(s3.get_client()), stores, compute.get(),
-                                       list(context.partition_keys), kind, attempt, rules):
+                                       list(context.partition_keys), kind, attempt, expected, rules):
                 results.append(result)
                 if not result.failed:
                     context.log_event(source_materialization(result))
                     for materialization in layer_materializations(result, code_versions):
                         context.log_event(materialization)
-                    if not context.has_partition_key:
+                    if rules and not context.has_partition_key:
                         context.log_event(version_flags_check(result))
                     if alerts and result.flags:
                         alerts.send(result.version, result.flags)
@@ -59,7 +63,7 @@ def build_object_version(retry_policy: dg.RetryPolicy) -> dg.AssetsDefinition:
                 alerts.close()
             run_metrics().record(results)
         yield flags_check(results)
-        yield from layer_checks(stores, results, config)
+        yield from layer_checks(stores, results, expected, context.has_partition_key)
         failed = [r for r in results if r.failed]
         if failed:
             raise dg.Failure(

@@ -60,7 +60,9 @@ def flags_check(results: list[VersionResult]) -> dg.AssetCheckResult:
 
 
 def version_flags_check(result: VersionResult) -> dg.AssetCheckEvaluation:
-    """One version's verdict on its own partition, for runs over a batch of versions."""
+    """One version's verdict on its own partition, for runs over a batch of versions that have rules to
+    judge them by (without a taxonomy, the run's own verdict says all there is: an event per version would
+    say nothing more, at the cost of an event-log write per object)."""
     return dg.AssetCheckEvaluation(asset_key=SOURCE, check_name=FLAGS_CHECK, passed=not result.flags,
                                    severity=dg.AssetCheckSeverity.WARN, partition=result.version.version_hash,
                                    metadata=_flags_metadata([result] if result.flags else []))
