@@ -110,8 +110,10 @@ def layer_checks(stores: RowStores, results: list[VersionResult], expected: RowE
     """Each version's verdicts, on its own partition: what the index holds of its rows after the run's
     write, or, where the gate stopped it, why none of them was written. A version that failed otherwise was
     not judged (the UI shows the check as not executed there: the run failed). In a run of one version these
-    are results (Dagster puts them on the run's partition and links the materialization they judged); in a
-    batch, one evaluation per version."""
+    are results (Dagster puts them on the run's partition and links the materialization they judged). In a
+    batch every version is judged, but only failed verdicts are recorded, each on its version's partition:
+    a passing evaluation per version would be fifteen event-log writes per object (five layers, three
+    checks), more than all the rest of a batch run's Dagster work for it (bench/burst.py)."""
     judged = [r for r in results if not r.failed or r.stopped]
     if not judged:
         return
@@ -124,7 +126,16 @@ def layer_checks(stores: RowStores, results: list[VersionResult], expected: RowE
             stopped = {v.check: v for v in result.stopped if v.layer == layer}
             for verdict in verdicts[result.version.version_hash]:
                 verdict = stopped.get(verdict.check, verdict)
-                yield _check_event(verdict, result, one_partition)
+                if one_partition or not verdict.passed:
+                    yield _check_event(verdict, result, one_partition)
+
+
+def batch_check_outputs(assets_def: dg.AssetsDefinition) -> Iterator[dg.Output]:
+    """A batch's evaluations go to its versions' partitions, but the step still owes Dagster the (empty)
+    output a check result would carry, one per selected layer check: what steps downstream wait on."""
+    for spec in layer_check_specs:
+        if spec.key in assets_def.check_keys:
+            yield dg.Output(None, output_name=assets_def.get_output_name_for_asset_check_key(spec.key))
 
 
 def _check_event(verdict: Verdict, result: VersionResult, one_partition: bool

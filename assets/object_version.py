@@ -1,6 +1,6 @@
 import dagster as dg
 
-from assets.layers import layer_check_specs, layer_checks, layer_materializations, layer_specs
+from assets.layers import batch_check_outputs, layer_check_specs, layer_checks, layer_materializations, layer_specs
 from assets.source import flags_check, flags_check_spec, source_materialization, source_spec, version_flags_check
 from dagster_project.partitions import KIND_TAG, object_versions
 from mediasift.analysis.alerts import AlertSender
@@ -64,6 +64,8 @@ def build_object_version(retry_policy: dg.RetryPolicy) -> dg.AssetsDefinition:
             run_metrics().record(results)
         yield flags_check(results)
         yield from layer_checks(stores, results, expected, context.has_partition_key)
+        if not context.has_partition_key:
+            yield from batch_check_outputs(context.assets_def)
         failed = [r for r in results if r.failed]
         if failed:
             raise dg.Failure(

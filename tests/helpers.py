@@ -1,5 +1,5 @@
-"""Small steps the integration tests share: wait for webhook events, tick the sensor, run a partition, check
-Ray's listeners."""
+"""Small steps the integration tests share: wait for webhook events, tick the sensor, run a partition, count a
+version's rows in the stores, check Ray's listeners."""
 
 import re
 import subprocess
@@ -7,18 +7,32 @@ import time
 from functools import cache
 
 import dagster as dg
+import polars as pl
 
 from assets.object_version import build_object_version
 from dagster_project.definitions import retry_policy
 from dagster_project.jobs import build_ingest_job
 from dagster_project.sensors import build_inbox_sensor
+from mediasift.analysis.objects import OBJECTS
 from mediasift.config import Settings
+from mediasift.extraction.layers.rows import LAYERS
 from mediasift.inbox import Inbox, InboxEvent
+from mediasift.store import RowStores
 from resources import build_resources
 
 
 def events_for(inbox: Inbox, bucket: str) -> list[InboxEvent]:
     return [e for e in inbox.events_after(0, 100_000) if e.bucket == bucket]
+
+
+def wait_for(check, timeout: float, what: str, interval: float = 0.5):
+    """Poll `check` until it returns something true, and return that; fail naming `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+    return value
 
 
 def wait_for_events(inbox: Inbox, bucket: str, count: int, timeout: float = 15) -> list[InboxEvent]:
@@ -37,6 +51,17 @@ def assert_ray_listens_on_loopback_only() -> None:
     for line in ray_lines:
         local = line.split()[3]
         assert local.startswith(("127.0.0.1:", "[::ffff:127.0.0.1]:")), line
+
+
+def rows_of(stores: RowStores, hashes: set[str]) -> dict[str, int]:
+    """Rows of these versions in every Lance table and every feature table."""
+    where = " OR ".join(f"version_hash = '{h}'" for h in sorted(hashes))
+    found = {f"lance:{layer}": stores.index.count(layer, where) for layer in LAYERS}
+    for table in (*LAYERS, OBJECTS):
+        frame = stores.tables.scan(table)
+        found[f"parquet:{table}"] = 0 if frame is None else frame.filter(
+            pl.col("version_hash").is_in(sorted(hashes))).select(pl.len()).collect().item()
+    return found
 
 
 def pipeline_settings(settings: Settings, bucket: str, work_dir, **overrides) -> Settings:

@@ -5,6 +5,10 @@
 - **read + extract**: a worker (inline, or a Ray actor) reads the exact notified version (If-Match on the
   ETag, or its VersionId), hashing and sniffing it as it streams, and extracts every layer that fits.
   Bytes no layer takes end `unsupported`, with the reason.
+- **gate**: the rows must meet what search expects of them (`mediasift.store.expectations`: their lineage,
+  the configured models' vector sizes) before anything of them is written. A version whose rows do not is
+  written nowhere and dead-lettered at once (the extractor would make the same rows again), with the
+  expectation and the numbers as its reason.
 - **index**: the rows go to the Parquet feature tables, then, every `INDEX_FLUSH` versions, to the
   LanceDB tables in one write per layer.
 - **record**: the version's final state goes to the inbox, the only place state changes. The object-table
@@ -37,6 +41,7 @@ from mediasift.identity import ObjectVersion
 from mediasift.inbox import Inbox, State
 from mediasift.intake.events import EventKind
 from mediasift.store import RowStores
+from mediasift.store.expectations import RowExpectations, Verdict
 from mediasift.store.records import to_arrow
 from mediasift.store.s3 import Fetched, ObjectStore
 
@@ -85,6 +90,8 @@ class VersionResult:
     """What the object got at arrival: duplicate_of, duplicate_reason, anomaly_score, anomaly_flagged."""
     flags: list[dict] = field(default_factory=list)
     """The rules it tripped at arrival: rule, reason, id (the alert's idempotency id), at."""
+    stopped: list[Verdict] = field(default_factory=list)
+    """The expectations its rows failed at the gate: why none of them was written."""
 
     @property
     def failed(self) -> bool:
@@ -96,8 +103,10 @@ class VersionResult:
 
 
 def run_versions(inbox: Inbox, storage: ObjectStore, stores: RowStores, compute: Compute, version_hashes: list[str],
-                 kind: EventKind, attempt: Attempt, rules: Sequence[RuleSpec] = ()) -> Iterator[VersionResult]:
+                 kind: EventKind, attempt: Attempt, expected: RowExpectations,
+                 rules: Sequence[RuleSpec] = ()) -> Iterator[VersionResult]:
     """`kind` is the event the sensor gave the run: a delete removes the version without reading the store.
+    `expected` is what the gate holds each version's rows to (from the settings that chose the models).
     `rules` (the taxonomy's) are evaluated over each extracted version."""
     to_extract: list[ObjectVersion] = []
     arrived: dict[str, int] = {}
@@ -119,7 +128,7 @@ def run_versions(inbox: Inbox, storage: ObjectStore, stores: RowStores, compute:
             to_extract.append(version)
             arrived[version_hash] = record.first_seq
     judge = ArrivalJudge(stores.tables, lambda: load_reference(stores.analysis_dir, "visual"), rules)
-    yield from _extract_and_index(inbox, stores, compute, to_extract, attempt, _Arrival(judge, arrived))
+    yield from _extract_and_index(inbox, stores, compute, to_extract, attempt, expected, _Arrival(judge, arrived))
 
 
 def _check(inbox: Inbox, storage: ObjectStore, stores: RowStores, version: ObjectVersion,
@@ -150,9 +159,9 @@ class _Arrival:
 
 
 def _extract_and_index(inbox: Inbox, stores: RowStores, compute: Compute, versions: list[ObjectVersion],
-                       attempt: Attempt, arrival: _Arrival) -> Iterator[VersionResult]:
+                       attempt: Attempt, expected: RowExpectations, arrival: _Arrival) -> Iterator[VersionResult]:
     """Extraction goes to `compute` in one call (so a Ray pool works on all of it in parallel); results are
-    written as they come back, and indexed every `INDEX_FLUSH` versions."""
+    gated and written as they come back, and indexed every `INDEX_FLUSH` versions."""
     pending = _PendingIndex()
     for extractions in compute.as_completed(versions):
         for extraction in extractions:
@@ -171,8 +180,10 @@ def _extract_and_index(inbox: Inbox, stores: RowStores, compute: Compute, versio
                     yield _record_done(inbox, stores, VersionResult(
                         version, State.UNSUPPORTED, reason=extraction.unsupported, fetched=fetched,
                         modality=extraction.modality.value))
+                elif (staged := _stage(extraction, expected)).stopped:
+                    yield _stopped(inbox, stores, version, staged.stopped, attempt)
                 else:
-                    pending.results.append(_write_feature_tables(stores, extraction, pending.tables, arrival))
+                    pending.results.append(_write_feature_tables(stores, extraction, staged, pending.tables, arrival))
         if len(pending.results) >= INDEX_FLUSH:
             yield from pending.flush(inbox, stores, attempt)
     yield from pending.flush(inbox, stores, attempt)
@@ -235,21 +246,63 @@ def _failed(inbox: Inbox, stores: RowStores, version: ObjectVersion, error: str,
     return VersionResult(version, State.FAILED, reason=error, permanent=permanent)
 
 
-def _write_feature_tables(stores: RowStores, extraction: Extraction, indexed: dict[str, list[pa.Table]],
-                          arrival: _Arrival) -> VersionResult:
+@dataclass
+class _Staged:
+    """One version's rows as the stores are given them, by layer: all of them for its feature table, the
+    searchable ones for the index (absent where the layer has none); or what stopped them at the gate."""
+
+    features: dict[str, pa.Table] = field(default_factory=dict)
+    searchable: dict[str, pa.Table] = field(default_factory=dict)
+    stopped: list[Verdict] = field(default_factory=list)
+
+    def tables(self) -> dict[str, list[pa.Table]]:
+        return {layer: [table, *([self.searchable[layer]] if layer in self.searchable else [])]
+                for layer, table in self.features.items()}
+
+
+def _stage(extraction: Extraction, expected: RowExpectations) -> _Staged:
+    """The gate: vectors judged on the extractor's rows (no table is built of rows that fail), lineage on the
+    tables built from them, where it is added."""
+    stopped = expected.failed_vectors(extraction.rows)
+    if stopped:
+        return _Staged(stopped=stopped)
+    version = extraction.version
+    staged = _Staged()
+    for layer in LAYERS:
+        rows = extraction.rows[layer]
+        extractor = extraction.extractors.get(layer, "none")
+        staged.features[layer] = to_arrow(rows, version, extractor)
+        searchable = [r for r in rows if r.indexed]
+        if searchable:
+            staged.searchable[layer] = to_arrow(searchable, version, extractor)
+    staged.stopped = expected.failed_lineage(version, staged.tables())
+    return staged
+
+
+def _stopped(inbox: Inbox, stores: RowStores, version: ObjectVersion, verdicts: list[Verdict],
+             attempt: Attempt) -> VersionResult:
+    """Stopped at the gate: the version fails with nothing of it written (rows an earlier run wrote for it
+    leave too, as for any failure), into the dead-letter queue at once, since its extractor would make the
+    same rows again; a re-drive once that is fixed indexes it."""
+    result = _failed(inbox, stores, version, "; ".join(v.reason for v in verdicts), attempt, permanent=True)
+    result.stopped = verdicts
+    return result
+
+
+def _write_feature_tables(stores: RowStores, extraction: Extraction, staged: _Staged,
+                          indexed: dict[str, list[pa.Table]], arrival: _Arrival) -> VersionResult:
     """Write the version's Parquet files, its object-table row with the verdicts it gets at arrival last;
     collect its searchable rows for one index write per layer."""
     version = extraction.version
     result = VersionResult(version, State.RUNNING, fetched=extraction.fetched, modality=extraction.modality.value,
                            extractors=extraction.extractors, seconds=extraction.seconds)
     for layer in LAYERS:
-        rows = extraction.rows[layer]
-        extractor = extraction.extractors.get(layer, "none")
-        stores.tables.write(layer, version.object_id, version.version_hash, to_arrow(rows, version, extractor))
-        searchable = [r for r in rows if r.indexed]
-        if searchable:
-            indexed[layer].append(to_arrow(searchable, version, extractor))
-        result.rows[layer], result.indexed_rows[layer] = len(rows), len(searchable)
+        stores.tables.write(layer, version.object_id, version.version_hash, staged.features[layer])
+        searchable = staged.searchable.get(layer)
+        if searchable is not None:
+            indexed[layer].append(searchable)
+        result.rows[layer] = staged.features[layer].num_rows
+        result.indexed_rows[layer] = 0 if searchable is None else searchable.num_rows
     fetched = extraction.fetched
     record = arrival.judge.judge(ObjectRecord(
         version, arrival.seq[version.version_hash], extraction.modality.value, fetched.content_type, fetched.size,

@@ -40,6 +40,7 @@ from mediasift.snapshots.record import SnapshotRecord
 from mediasift.snapshots.service import Snapshots
 from mediasift.snapshots.tigris import TigrisReader
 from mediasift.store import RowStores
+from mediasift.store.expectations import RowExpectations
 from mediasift.store.s3 import Fetched, Head, ObjectStore, _digest_stream
 
 FINISHED = (State.DONE, State.UNSUPPORTED)
@@ -124,7 +125,8 @@ class Replay:
         attempt = Attempt(f"replay-{uuid.uuid4().hex}", 1, self.settings.max_attempts, self.settings.lease_seconds)
         try:
             yield from run_versions(inbox, storage, RowStores.at(namespace.derived_dir, namespace.lance_uri),
-                                    compute, plan.pending, EventKind.CREATED, attempt, rules)
+                                    compute, plan.pending, EventKind.CREATED, attempt,
+                                    RowExpectations.from_settings(self.settings), rules)
         finally:
             states = inbox.versions([v.version_hash for v in plan.versions])
             inbox.close()

@@ -19,7 +19,7 @@ from functools import cached_property
 
 import pyarrow as pa
 
-from mediasift.store.records import CLIP_COLUMN
+from mediasift.store.records import CLIP_COLUMN, LINEAGE_COLUMNS, lineage_schema
 
 VECTOR_COLUMNS = ("vector", CLIP_COLUMN)
 
@@ -40,14 +40,14 @@ class VectorTuning:
         return max(16, min(4096, rows // self.rows_per_partition))
 
 
-LINEAGE_COLUMNS = ("bucket", "key", "etag", "object_id", "version_hash", "extractor", "created_at")
-
-
 @dataclass(frozen=True)
 class IndexHealth:
-    rows_without_lineage: int
+    """What a layer's table holds of some versions, for the asset checks to judge
+    (mediasift.store.expectations): their rows' lineage columns, and the table's vector sizes (None: no
+    table, or no CLIP column)."""
+
+    lineage: pa.Table
     dim: int | None
-    rows_of_removed_versions: int
     clip_dim: int | None = None
 
 
@@ -114,18 +114,13 @@ class LanceIndex:
         table = self.table(layer)
         return 0 if table is None else table.count_rows(where)
 
-    def health(self, layer: str, version_hashes: list[str], removed: list[str]) -> IndexHealth:
-        """What the asset checks assert about these versions' rows in `layer`."""
+    def health(self, layer: str, version_hashes: list[str]) -> IndexHealth:
         table = self.table(layer)
         if table is None or not version_hashes:
-            return IndexHealth(0, None, 0)
-        lineage_missing = " OR ".join(f"{c} IS NULL" for c in LINEAGE_COLUMNS)
-        return IndexHealth(
-            rows_without_lineage=table.count_rows(f"{versions_predicate(version_hashes)} AND ({lineage_missing})"),
-            dim=vector_dim(table.schema, "vector"),
-            rows_of_removed_versions=table.count_rows(versions_predicate(removed)) if removed else 0,
-            clip_dim=vector_dim(table.schema, CLIP_COLUMN),
-        )
+            return IndexHealth(lineage_schema().empty_table(), None)
+        lineage = (table.search().where(versions_predicate(version_hashes)).select(list(LINEAGE_COLUMNS))
+                   .limit(None).to_arrow())
+        return IndexHealth(lineage, vector_dim(table.schema, "vector"), vector_dim(table.schema, CLIP_COLUMN))
 
     def ensure_vector_index(self, layer: str, force: bool = False) -> bool:
         """Build the tuned ANN index of each vector column once a table is big enough (rebuild them when

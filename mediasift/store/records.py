@@ -13,6 +13,10 @@ from mediasift.extraction.models.text import DIM as TEXT_DIM
 from mediasift.identity import ObjectVersion
 
 CLIP_COLUMN = "clip_vector"
+IDENTITY_COLUMNS = ("bucket", "key", "etag", "object_id", "version_hash")
+"""Which version a row is of (DESIGN §2), present on every row; `version_id` only where the bucket keeps versions."""
+LINEAGE_COLUMNS = (*IDENTITY_COLUMNS, "extractor", "created_at")
+"""What every stored row must carry (mediasift.store.expectations)."""
 
 
 def schema(dim: int, clip_dim: int | None = None) -> pa.Schema:
@@ -29,6 +33,12 @@ def schema(dim: int, clip_dim: int | None = None) -> pa.Schema:
     if clip_dim is not None:
         fields.append(pa.field(CLIP_COLUMN, pa.list_(pa.float32(), clip_dim), nullable=True))
     return pa.schema(fields)
+
+
+def lineage_schema() -> pa.Schema:
+    """The lineage columns alone, as the stores hold them."""
+    full = schema(TEXT_DIM)
+    return pa.schema([full.field(name) for name in LINEAGE_COLUMNS])
 
 
 def to_arrow(rows: list[Row], version: ObjectVersion, extractor: str) -> pa.Table:

@@ -2,7 +2,6 @@
 
 import json
 import os
-import time
 
 import dagster as dg
 import pytest
@@ -14,17 +13,9 @@ from mediasift.config import Settings
 from mediasift.inbox import Inbox, State
 from mediasift.local.stack import DagsterMode, Stack
 from mediasift.store.s3 import ObjectStore
+from tests.helpers import wait_for
 
 SOURCE = dg.AssetKey(["mediasift", "source_object"])
-
-
-def wait_for(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not (value := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.5)
-    return value
 
 
 @pytest.mark.slow

@@ -9,27 +9,13 @@ import errno
 import os
 
 import dagster as dg
-import polars as pl
 
-from mediasift.analysis.objects import OBJECTS
-from mediasift.extraction.layers.rows import LAYERS
 from mediasift.inbox import State
 from mediasift.local.samples import write_text_pdf
 from mediasift.store import RowStores
 from mediasift.store.lance import LanceIndex
 from mediasift.store.s3 import ObjectStore
-from tests.helpers import pipeline_resources, run, tick, wait_for_events
-
-
-def rows_of(stores: RowStores, hashes: set[str]) -> dict[str, int]:
-    """Rows of these versions in every Lance table and every feature table."""
-    where = " OR ".join(f"version_hash = '{h}'" for h in sorted(hashes))
-    found = {f"lance:{layer}": stores.index.count(layer, where) for layer in LAYERS}
-    for table in (*LAYERS, OBJECTS):
-        frame = stores.tables.scan(table)
-        found[f"parquet:{table}"] = 0 if frame is None else frame.filter(
-            pl.col("version_hash").is_in(sorted(hashes))).select(pl.len()).collect().item()
-    return found
+from tests.helpers import pipeline_resources, rows_of, run, tick, wait_for_events
 
 
 def request_cursor(inbox, hashes: set[str]) -> str:

@@ -22,6 +22,7 @@ from mediasift.local.samples import write_samples
 from mediasift.run import versions as run_path
 from mediasift.run.versions import Attempt, run_versions
 from mediasift.store import RowStores
+from mediasift.store.expectations import RowExpectations
 from mediasift.store.s3 import ObjectStore
 from tests.helpers import assert_ray_listens_on_loopback_only
 
@@ -100,7 +101,7 @@ def notified(versions: list[ObjectVersion], tmp_path) -> tuple[Inbox, RowStores,
 
 def run_all(stack, inbox, stores, compute, hashes):
     return run_versions(inbox, ObjectStore.from_settings(stack.settings), stores, compute, hashes, EventKind.CREATED,
-                        Attempt("test-run", 1, 3, 60))
+                        Attempt("test-run", 1, 3, 60), RowExpectations.from_settings(stack.settings))
 
 
 def test_a_version_overwritten_before_the_worker_reads_it_is_superseded(stack, bucket, tmp_path):

@@ -11,6 +11,7 @@ from mediasift.config import SECRET_FIELDS, Settings
 SOURCE = dg.AssetKey(["mediasift", "source_object"])
 LAYERS = ("transcript", "scenes", "visual", "pages", "entities")
 CHECKS = {"rows_have_lineage", "vector_dimensions", "no_rows_for_removed_versions"}
+BLOCKING = {"rows_have_lineage", "vector_dimensions"}
 
 
 def test_code_location_loads_with_the_expected_graph():
@@ -31,6 +32,10 @@ def test_code_location_loads_with_the_expected_graph():
         assert node.partitions_def.name == "object_versions"
         assert SOURCE in node.parent_keys
         assert {c.name for c in graph.get_check_keys_for_assets([node.key])} == CHECKS
+        checks = defs.resolve_assets_def(node.key).check_specs
+        specs = {spec.name: spec for spec in checks if spec.asset_key == node.key}
+        assert {name for name, spec in specs.items() if spec.blocking} == BLOCKING, "what the gate judges blocks"
+        assert all(spec.partitions_def.name == "object_versions" for spec in specs.values()), "judged per version"
 
 
 def test_source_object_is_partitioned_by_object_version_and_extracts_in_the_pool():

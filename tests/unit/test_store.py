@@ -6,7 +6,7 @@ from mediasift.extraction.layers.rows import Row
 from mediasift.identity import ObjectVersion
 from mediasift.local.synthetic import embedding_like_vectors, synthetic_rows
 from mediasift.query.search import fuse
-from mediasift.store.lance import IndexHealth, LanceIndex, VectorTuning
+from mediasift.store.lance import LanceIndex, VectorTuning
 from mediasift.store.parquet import FeatureTables
 from mediasift.store.records import to_arrow
 
@@ -35,7 +35,8 @@ def test_empty_rerun_and_removal_leave_nothing(tmp_path):
     index.replace_versions("pages", h, [])
     assert index.count("pages") == 0
     index.replace_versions("pages", h, [to_arrow(rows(["one"]), VERSION, "x@1")])
-    assert index.health("pages", h, h) == IndexHealth(0, 384, 1)
+    health = index.health("pages", h)
+    assert (health.lineage.column("version_hash").to_pylist(), health.dim, health.clip_dim) == (h, 384, None)
     assert index.remove_versions([VERSION.version_hash, "no-such'version"]) == 1
     assert index.count("pages") == 0
 
