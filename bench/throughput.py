@@ -80,9 +80,9 @@ def _kind_for(i: int, count: int) -> str:
 class CpuByRole:
     """CPU seconds used by each kind of process while the block runs, sampled from /proc."""
 
-    ROLES = (("ray::Worker", "Ray extraction actors"), ("multiprocessing.spawn", "Dagster run processes"),
+    ROLES = (("ray::", "Ray workers (extraction actors)"), ("multiprocessing.spawn", "Dagster run processes"),
              ("dagster", "Dagster daemon + code server"), ("weed", "SeaweedFS"), ("ray", "Ray head"),
-             ("throughput.py", "receiver + this benchmark"))
+             ("bench/", "receiver + this benchmark"))
 
     def __init__(self) -> None:
         self.seen: dict[int, tuple[str, float]] = {}
