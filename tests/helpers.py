@@ -4,7 +4,6 @@ version's rows in the stores, check Ray's listeners."""
 import re
 import subprocess
 import time
-from collections.abc import Callable
 from functools import cache
 
 import dagster as dg
@@ -26,13 +25,12 @@ def events_for(inbox: Inbox, bucket: str) -> list[InboxEvent]:
     return [e for e in inbox.events_after(0, 100_000) if e.bucket == bucket]
 
 
-def wait_for(check, timeout: float, what: str | Callable[[], str], interval: float = 0.5):
-    """Poll `check` until it returns something true, and return that; fail naming `what` after `timeout` s
-    (a function, to name the state at that moment)."""
+def wait_for(check, timeout: float, what: str, interval: float = 0.5):
+    """Poll `check` until it returns something true, and return that; fail naming `what` after `timeout` s."""
     deadline = time.monotonic() + timeout
     while not (value := check()):
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what() if callable(what) else what}")
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(interval)
     return value
 

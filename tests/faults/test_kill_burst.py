@@ -22,8 +22,9 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +43,7 @@ from mediasift.local.stack import DagsterMode, Stack
 from mediasift.metrics import MULTIPROC_ENV
 from mediasift.store import RowStores
 from mediasift.store.s3 import ObjectStore
-from tests.helpers import pdf_bytes, wait_for
+from tests.helpers import pdf_bytes
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
@@ -54,6 +55,16 @@ BIN = Path(sys.executable).parent
 ONLY_THE_TESTS_SWEEP = "0 0 1 1 *"
 """The scheduled sweep (every 10 minutes by default) would race the test's own, which counts what it repairs."""
 RUN_IN_FLIGHT = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+
+
+def wait_for(check: Callable[[], object], timeout: float, what: Callable[[], str] | str, every: float = 0.5):
+    """Poll `check` until it is truthy; `what` (maybe a function, for the state at the time) names the wait."""
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what() if callable(what) else what}")
+        time.sleep(every)
+    return value
 
 
 @dataclass
@@ -178,7 +189,7 @@ def test_receiver_and_daemon_killed_mid_burst_lose_nothing_and_process_nothing_t
     try:
         wait_for(mid_burst, 900, lambda: f"the first wave in the inbox and every run slot extracting: "
                                          f"{len(etags)} uploaded, {states()}, {runs_in_flight()} runs in flight",
-                 interval=0.2)
+                 every=0.2)
 
         # when the receiver and the daemon are SIGKILLed mid-burst
         exits = pipeline.kill()
