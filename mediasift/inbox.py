@@ -40,7 +40,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from itertools import chain
@@ -72,6 +72,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect, Row, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
 from mediasift.errors import InboxUnavailable, LockHeld
 from mediasift.identity import ObjectVersion, object_id
@@ -820,6 +821,19 @@ class Inbox:
             with self._write() as conn:
                 conn.execute(delete(locks_table).where(locks_table.c.name == name)
                              .where(locks_table.c.owner == owner))
+
+    @contextmanager
+    def lock_waiting(self, name: str, ttl_seconds: float, timeout_seconds: float) -> Iterator[None]:
+        """`lock`, waited for (with jittered backoff) while another process holds it, up to `timeout_seconds`;
+        then LockHeld."""
+        owner = uuid.uuid4().hex
+        with ExitStack() as held:
+            for attempt in Retrying(retry=retry_if_exception_type(LockHeld), reraise=True,
+                                    wait=wait_random_exponential(multiplier=0.05, max=1),
+                                    stop=stop_after_delay(timeout_seconds)):
+                with attempt:
+                    held.enter_context(self.lock(name, owner, ttl_seconds))
+            yield
 
     def ping(self) -> None:
         with self._read() as conn:

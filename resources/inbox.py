@@ -7,7 +7,7 @@ from resources.settings import SettingsResource
 
 
 @cache
-def _inbox(url: str) -> Inbox:
+def inbox_at(url: str) -> Inbox:
     return Inbox(url)
 
 
@@ -17,4 +17,4 @@ class InboxResource(dg.ConfigurableResource):
     settings: SettingsResource
 
     def get(self) -> Inbox:
-        return _inbox(self.settings.get().inbox_url)
+        return inbox_at(self.settings.get().inbox_url)

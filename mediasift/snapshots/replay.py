@@ -124,7 +124,7 @@ class Replay:
         rules = load_taxonomy(self.settings.taxonomy).rules if self.settings.taxonomy else ()
         attempt = Attempt(f"replay-{uuid.uuid4().hex}", 1, self.settings.max_attempts, self.settings.lease_seconds)
         try:
-            yield from run_versions(inbox, storage, RowStores.at(namespace.derived_dir, namespace.lance_uri),
+            yield from run_versions(inbox, storage, RowStores.at(namespace.derived_dir, namespace.lance_uri, inbox),
                                     compute, plan.pending, EventKind.CREATED, attempt,
                                     RowExpectations.from_settings(self.settings), rules)
         finally:

@@ -13,17 +13,31 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
 
 import pyarrow as pa
+from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from mediasift.store.records import CLIP_COLUMN, LINEAGE_COLUMNS, lineage_schema
 
 VECTOR_COLUMNS = ("vector", CLIP_COLUMN)
 
 log = logging.getLogger(__name__)
+
+
+def _is_commit_conflict(error: BaseException) -> bool:
+    return "Retryable commit conflict" in str(error)
+
+
+retry_conflicts = retry(retry=retry_if_exception(_is_commit_conflict), stop=stop_after_attempt(8),
+                        wait=wait_random_exponential(multiplier=0.05, max=2), reraise=True)
+"""Lance commits optimistically: a write that another process's commit preempted (two runs creating a
+table's text index at once, two deletes in one fragment) fails with a retryable conflict and wrote nothing,
+so it is simply made again, on the table as it now is."""
 
 
 @dataclass(frozen=True)
@@ -51,11 +65,19 @@ class IndexHealth:
     clip_dim: int | None = None
 
 
+CreationGuard = Callable[[str], AbstractContextManager[None]]
+"""Held, across processes, while a layer's table is created (given the layer's name)."""
+
+
 class LanceIndex:
-    def __init__(self, uri: str, tuning: VectorTuning | None = None):
+    def __init__(self, uri: str, tuning: VectorTuning | None = None, creation_guard: CreationGuard | None = None):
+        """`creation_guard` serialises table creation between the processes that write this index. LanceDB
+        0.40 cannot create one table from two processes at once: the loser's create is committed as an
+        Overwrite on top of the winner's table and can wipe rows the winner has already added."""
         self.uri = uri
         self.tuning = tuning or VectorTuning()
         self._lock = threading.Lock()
+        self._creation_guard = creation_guard or (lambda _layer: nullcontext())
 
     @cached_property
     def db(self):
@@ -74,13 +96,18 @@ class LanceIndex:
     def _table_for(self, layer: str, rows: pa.Schema):
         table = self.table(layer)
         if table is None:
-            table = self.db.create_table(layer, schema=rows, exist_ok=True)
+            with self._creation_guard(layer):
+                table = self.table(layer)
+                if table is None:
+                    table = self.db.create_table(layer, schema=rows)
+        if not any(ix.columns == ["text"] for ix in table.list_indices()):
             from lancedb.index import FTS
 
             table.create_index("text", config=FTS(with_position=False), replace=True)
         check_same_vectors(layer, table.schema, rows)
         return table
 
+    @retry_conflicts
     def replace_versions(self, layer: str, version_hashes: list[str], tables: list[pa.Table]) -> None:
         """These versions' rows in `layer` become exactly the rows of `tables`, in one delete and one add
         (each Lance write is a new table version; a batch should not make hundreds)."""
@@ -97,6 +124,7 @@ class LanceIndex:
             table.delete(predicate)
             table.add(pa.concat_tables(tables))
 
+    @retry_conflicts
     def remove_versions(self, version_hashes: list[str]) -> int:
         """Delete these versions' rows from every layer; returns how many rows were removed."""
         if not version_hashes:
@@ -122,6 +150,7 @@ class LanceIndex:
                    .limit(None).to_arrow())
         return IndexHealth(lineage, vector_dim(table.schema, "vector"), vector_dim(table.schema, CLIP_COLUMN))
 
+    @retry_conflicts
     def ensure_vector_index(self, layer: str, force: bool = False) -> bool:
         """Build the tuned ANN index of each vector column once a table is big enough (rebuild them when
         forced). Until then search scans exactly; rows added after the build are scanned exactly too and

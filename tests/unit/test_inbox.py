@@ -205,6 +205,27 @@ def test_named_lock_is_exclusive_and_released(inbox):
         pass
 
 
+def test_a_waited_for_lock_is_taken_once_its_holder_lets_go_and_gives_up_in_time(inbox):
+    holder_has_it, let_go, order = threading.Event(), threading.Event(), []
+
+    def holder() -> None:
+        with inbox.lock("lance-create:pages", "holder", 60):
+            holder_has_it.set()
+            let_go.wait(30)
+            order.append("holder done")
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    holder_has_it.wait(30)
+    with pytest.raises(LockHeld), inbox.lock_waiting("lance-create:pages", ttl_seconds=60, timeout_seconds=0.3):
+        pass
+    threading.Timer(0.2, let_go.set).start()
+    with inbox.lock_waiting("lance-create:pages", ttl_seconds=60, timeout_seconds=60):
+        order.append("waiter has it")
+    thread.join(30)
+    assert order == ["holder done", "waiter has it"]
+
+
 def test_expired_lock_does_not_block_forever(inbox):
     with inbox.lock("reconcile:media", "crashed", -1), inbox.lock("reconcile:media", "next", 60):
         pass

@@ -1,11 +1,16 @@
 """Feature tables and the LanceDB index: replace, never duplicate; removals leave nothing behind."""
 
+import multiprocessing
+from pathlib import Path
+
 import numpy as np
 
 from mediasift.extraction.layers.rows import Row
 from mediasift.identity import ObjectVersion
+from mediasift.inbox import Inbox
 from mediasift.local.synthetic import embedding_like_vectors, synthetic_rows
 from mediasift.query.search import fuse
+from mediasift.store import RowStores
 from mediasift.store.lance import LanceIndex, VectorTuning
 from mediasift.store.parquet import FeatureTables
 from mediasift.store.records import to_arrow
@@ -77,3 +82,37 @@ def test_fusion_across_layers_keeps_the_score_lancedb_fused_within_a_layer():
     fused = fuse([[found_by_vector], [found_by_both], [visual]])
     assert [row["layer"] for row, _ in fused] == ["pages", "transcript", "visual"]
     assert np.isclose(fused[0][1], 2 / 61) and np.isclose(fused[2][1], 1 / 61)
+
+
+def _write_versions(uri: str, inbox_url: str, writer: int, start, count: int) -> list[str]:
+    """One process's index writes, begun together with the others', as a run makes them; the errors it met."""
+    index, errors = RowStores.at(Path(uri) / "derived", uri, Inbox(inbox_url)).index, []
+    assert index.db is not None, "connected before the start, so that the writes do race"
+    start.wait()
+    for i in range(count):
+        version = ObjectVersion("media", f"writer{writer}/{i}.pdf", f"etag-{writer}-{i}")
+        try:
+            table = to_arrow(rows([f"page {writer} {i}"]), version, "x@1")
+            index.replace_versions("pages", [version.version_hash], [table])
+        except Exception as error:
+            errors.append(f"{type(error).__name__}: {error}")
+    return errors
+
+
+def test_runs_writing_one_fresh_index_at_once_all_land(tmp_path):
+    """Batch runs write the same tables from their own processes, the first ones into an index that does not
+    exist yet. Unguarded, LanceDB commits the losing creates as Overwrites that wipe the winner's rows, and
+    concurrent text-index builds preempt each other. The race is lost only now and then, so it is run on
+    several fresh indexes."""
+    writers, count, trials = 4, 5, 6
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, context.Pool(writers) as pool:
+        for trial in range(trials):
+            uri = str(tmp_path / f"index{trial}")
+            start = manager.Barrier(writers)
+            inbox_url = f"sqlite:///{tmp_path / f'inbox{trial}.db'}"
+            errors = pool.starmap(_write_versions, [(uri, inbox_url, w, start, count) for w in range(writers)])
+            assert errors == [[]] * writers, f"trial {trial}"
+            index = LanceIndex(uri)
+            assert index.count("pages") == writers * count
+            assert [ix.columns for ix in index.table("pages").list_indices()] == [["text"]]
