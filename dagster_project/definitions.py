@@ -14,7 +14,7 @@ from dagster_project.analysis import (
 from dagster_project.jobs import build_ingest_job
 from dagster_project.reconcile import reconcile_job
 from dagster_project.schedules import build_reconcile_schedule
-from dagster_project.sensors import build_inbox_sensor
+from dagster_project.sensors import build_inbox_sensor, build_stranded_sensor
 from mediasift.config import Settings
 from resources import build_resources
 
@@ -32,7 +32,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=[object_version, *build_analysis_assets(taxonomy=settings.taxonomy)],
         jobs=[ingest_job, reconcile_job, analysis_job],
-        sensors=[build_inbox_sensor(ingest_job, settings), build_analysis_sensor(analysis_job, settings)],
+        sensors=[build_inbox_sensor(ingest_job, settings), build_stranded_sensor(ingest_job, settings),
+                 build_analysis_sensor(analysis_job, settings)],
         schedules=[build_reconcile_schedule(settings.reconcile_cron),
                    build_analysis_schedule(analysis_job, settings.analysis_cron)],
         resources=build_resources(settings),

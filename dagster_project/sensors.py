@@ -1,4 +1,5 @@
 import time
+from itertools import groupby
 
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
@@ -7,11 +8,17 @@ from dagster_project.instance import partition_limit_missing
 from dagster_project.jobs import INGEST_JOB
 from dagster_project.partitions import KIND_TAG, SEQ_TAG, object_versions
 from mediasift.config import Settings
-from mediasift.inbox import Inbox, InboxEvent
+from mediasift.inbox import Inbox, InboxEvent, State
 from resources import InboxResource
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
+PARTITION_TAG = "dagster/partition"
+REDRIVE_TAG = "mediasift/redrive"
+"""On a run the stranded-versions sensor requested: how many failed runs in a row its versions have had."""
+STRANDED_INTERVAL_S = 30
+"""Failed runs are rare and their versions have waited minutes already (run monitoring's start timeout);
+each tick costs the code server an evaluation, so this sensor ticks seldom."""
 IN_FLIGHT = dg.RunsFilter(job_name=INGEST_JOB, statuses=[
     dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
     dg.DagsterRunStatus.STARTED])
@@ -89,3 +96,61 @@ def _batched(context: dg.SensorEvaluationContext, inbox: Inbox, cursor: int, eve
         run_requests=ranged + [_single(e) for e in events if e.version_hash in known],
         cursor=str(last),
     )
+
+
+def build_stranded_sensor(job: UnresolvedAssetJobDefinition, settings: Settings) -> dg.SensorDefinition:
+    """An ingest run can fail before it claims its versions: run monitoring fails one the daemon was killed
+    while handing over (it stays STARTING), a run worker can die at start-up. Those versions are pending
+    with nothing to send them again, since the inbox sensor's cursor has passed them and the sweep skips
+    pending versions. This sensor asks for a run of exactly those (never one a run finished: that would
+    extract it twice), up to `MEDIASIFT_MAX_ATTEMPTS` failed runs in a row; then they are dead-lettered
+    with the failure as their reason."""
+
+    @dg.run_failure_sensor(
+        name="stranded_versions_sensor",
+        monitored_jobs=[job],
+        request_job=job,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=STRANDED_INTERVAL_S,
+        description="Runs again the versions of a failed ingest run that it never reached.",
+    )
+    def stranded_versions_sensor(context: dg.RunFailureSensorContext, inbox: InboxResource):
+        run = context.dagster_run
+        keys = run_partition_keys(context.instance, run)
+        box = inbox.get()
+        pending = {h for h, record in box.versions(keys).items() if record.state is State.PENDING}
+        if not pending:
+            return dg.SkipReason(f"run {run.run_id} left no pending version")
+        failed_runs = int(run.tags.get(REDRIVE_TAG, "0")) + 1
+        if failed_runs >= settings.max_attempts:
+            reason = (f"{failed_runs} ingest runs failed before reaching it (last {run.run_id}): "
+                      f"{context.failure_event.message}")
+            for version_hash in pending:
+                box.mark_failed(version_hash, reason, dead_letter=True, attempt=failed_runs)
+            return dg.SkipReason(f"dead-lettered {len(pending)} versions after {failed_runs} failed runs")
+        tags = {REDRIVE_TAG: str(failed_runs)} | {t: v for t, v in run.tags.items() if t in (KIND_TAG, SEQ_TAG)}
+        return [_rerun(chunk, tags, f"redrive:{run.run_id}:{chunk[0]}") for chunk in _stretches(keys, pending)]
+
+    return stranded_versions_sensor
+
+
+def run_partition_keys(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[str]:
+    """The object-version partitions of an ingest run, in partition order."""
+    if PARTITION_TAG in run.tags:
+        return [run.tags[PARTITION_TAG]]
+    start, end = run.tags.get(RANGE_START_TAG), run.tags.get(RANGE_END_TAG)
+    if start is None or end is None:
+        return []
+    keys = instance.get_dynamic_partitions(object_versions.name)
+    return keys[keys.index(start):keys.index(end) + 1]
+
+
+def _stretches(keys: list[str], wanted: set[str]) -> list[list[str]]:
+    """The runs of consecutive `wanted` keys: each can be one ranged run without taking in another key."""
+    return [list(group) for is_wanted, group in groupby(keys, key=wanted.__contains__) if is_wanted]
+
+
+def _rerun(chunk: list[str], tags: dict[str, str], run_key: str) -> dg.RunRequest:
+    if len(chunk) == 1:
+        return dg.RunRequest(partition_key=chunk[0], run_key=run_key, tags=tags)
+    return dg.RunRequest(run_key=run_key, tags=tags | {RANGE_START_TAG: chunk[0], RANGE_END_TAG: chunk[-1]})
