@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING
 
 import pyarrow.parquet as pq
 
+from mediasift.analysis.objects import OBJECTS
+from mediasift.analysis.views import load_objects
 from mediasift.config import Settings
 from mediasift.extraction.layers.rows import LAYERS
 from mediasift.query.search import Filters, Searcher
@@ -35,6 +37,8 @@ from mediasift.store.lance import LanceIndex
 from mediasift.store.parquet import FeatureTables
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from mediasift.extraction.models import Models
 
 SNAPSHOT_PREFIX = "snapshot:"
@@ -76,6 +80,15 @@ class Side:
 
     def summary(self) -> dict:
         return {"name": self.name, "kind": self.kind, "objects": len(self.objects)}
+
+    def object_table(self) -> pl.DataFrame:
+        """The object table's rows of this side's object versions only, in arrival order: what the analysis
+        views read as of the side (a snapshot's kept files also hold superseded versions, which it did not)."""
+        frame = self.tables.scan(OBJECTS)
+        rows = [] if frame is None else frame.select("version_hash", "key", "etag", "version_id").collect().iter_rows()
+        held = {h for h, key, etag, version_id in rows
+                if (mine := self.objects.get(key)) is not None and not mine.differs(Held(etag, version_id))}
+        return load_objects(self.tables.root, held)
 
 
 def resolve(settings: Settings, name: str, snapshots: Snapshots | None = None) -> Side:
