@@ -34,21 +34,22 @@ def sweep(inbox: Inbox, storage: ObjectStore, bucket: str, *, ignore_prefix: str
           lock_ttl_seconds: float = 3600) -> SweepResult:
     """One sweep of one bucket, under the inbox's reconcile lock (raises LockHeld if one runs)."""
     with inbox.lock(f"{LOCK_NAME}:{bucket}", uuid.uuid4().hex, lock_ttl_seconds):
-        known: dict[str, set[str]] = {}
+        known: dict[str, set[tuple[str, str | None]]] = {}
         for record in inbox.live_versions(bucket):
-            known.setdefault(record.key, set()).add(record.etag)
+            known.setdefault(record.key, set()).add((record.etag, record.version_id))
         missing: list[NotificationEvent] = []
         listed: set[str] = set()
         for key, head in storage.list_objects(bucket):
             if ignore_prefix and key.startswith(ignore_prefix):
                 continue
             listed.add(key)
-            if head.etag not in known.get(key, ()):
+            if head.etag not in {etag for etag, _ in known.get(key, ())}:
                 missing.append(NotificationEvent(Source.RECONCILE, EventKind.CREATED, bucket, key, head.etag,
                                                  size=head.size))
         gone = [
-            NotificationEvent(Source.RECONCILE, EventKind.DELETED, bucket, key, etag)
-            for key, etags in known.items() if key not in listed for etag in sorted(etags)
+            NotificationEvent(Source.RECONCILE, EventKind.DELETED, bucket, key, etag, version_id=version_id)
+            for key, versions in known.items() if key not in listed
+            for etag, version_id in sorted(versions, key=lambda v: (v[0], v[1] or ""))
         ]
         created, deleted = inbox.append(missing).inserted, inbox.append(gone).inserted
     log.info("reconcile bucket=%s listed=%d created=%d deleted=%d", bucket, len(listed), created, deleted)

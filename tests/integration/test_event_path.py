@@ -116,3 +116,21 @@ def test_reconcile_enqueues_every_object_missed_while_the_receiver_was_down(tmp_
         assert (first.created, first.deleted, first.listed) == (5, 1, 6)
         assert (second.created, second.deleted) == (0, 0)
         assert len(events_for(inbox, bucket)) == 2 + 6
+
+
+def test_reconcile_deletes_the_version_a_versioned_bucket_lost_by_its_version_id(stack, bucket, stack_inbox):
+    """On a versioned SeaweedFS bucket a delete sends no webhook event: the sweep's delete is the only one,
+    and it must name the version the webhook's create did (its VersionId), or the delete run removes
+    nothing and the deleted object stays searchable."""
+    storage = ObjectStore.from_settings(stack.settings)
+    storage.client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    put = storage.client.put_object(Bucket=bucket, Key="kept/gone soon.pdf", Body=b"%PDF-1.4 a")
+    (created,) = wait_for_events(stack_inbox, bucket, 1)
+    assert created.version_id == put["VersionId"], "the webhook names the version"
+    storage.client.delete_object(Bucket=bucket, Key="kept/gone soon.pdf")
+
+    result = sweep(stack_inbox, storage, bucket)
+
+    (deleted,) = [e for e in events_for(stack_inbox, bucket) if e.kind is EventKind.DELETED]
+    assert (result.created, result.deleted) == (0, 1)
+    assert (deleted.version_hash, deleted.version_id) == (created.version_hash, put["VersionId"])
