@@ -10,7 +10,7 @@ and the dead-letter queue, then counts: lost (uploaded, never done nor dead-lett
 processed twice (a version with more than one `source_object` materialization: must be 0). The
 orchestration CPU per object is the CPU of the Dagster run processes, daemon and code server (from
 /proc, this benchmark's own process tree only) divided by the objects: the work Dagster adds around
-extraction, which the actors do. A baseline burst runs first beside it on Dagster's stock SQLite event log
+extraction, which the actors do. A baseline burst runs first beside it on Dagster's stock SQLite storage
 (`--baseline-objects`, 0 to skip); the ratio of the two is the one to read, as both ran on this machine.
 """
 
@@ -44,7 +44,7 @@ from mediasift.store.s3 import ObjectStore
 ORCHESTRATION = ("Dagster run processes", "Dagster daemon + code server")
 BASELINE_CPU_PER_OBJECT = 0.135
 """Orchestration CPU-s per object the issue measured (0.12-0.15, bench/throughput.py); the benchmark also runs
-a baseline beside it on Dagster's stock SQLite event log."""
+a baseline beside it on Dagster's stock SQLite storage."""
 
 
 def make_objects(folder: Path, count: int) -> list[Path]:
@@ -104,7 +104,7 @@ def burst(objects: list[Path], home: Path, batch_size: int, actors: int, uploade
     settings = Settings(home=home, ray="local", run_batch_size=batch_size, run_batch_max_wait_s=5.0,
                         ray_actors=actors)
     stack = Stack(settings, DagsterMode.DAEMON)
-    stack.kept_open_event_log = not stock
+    stack.tuned_sqlite_storage = not stock
     with stack:
         storage = ObjectStore.from_settings(stack.settings)
         bucket = stack.settings.bucket
@@ -122,7 +122,7 @@ def burst(objects: list[Path], home: Path, batch_size: int, actors: int, uploade
     cpu_s = cpu.totals()
     orchestration = sum(cpu_s.get(role, 0.0) for role in ORCHESTRATION)
     return {
-        "mode": "Dagster's stock SQLite event log" if stock else "mediasift (event log kept open)",
+        "mode": "Dagster's stock SQLite storage" if stock else "mediasift (tuned SQLite storage)",
         "objects": len(objects),
         "uploads_s": round(uploads_s, 1),
         "drain_s": round(drain_s, 1),
@@ -172,7 +172,7 @@ def main() -> None:
     parser.add_argument("--actors", type=int, default=Settings().ray_actors, help="Ray extraction actors")
     parser.add_argument("--uploaders", type=int, default=8, help="concurrent upload threads")
     parser.add_argument("--baseline-objects", type=int, default=1000,
-                        help="objects for the baseline burst on Dagster's stock SQLite event log (0: skip)")
+                        help="objects for the baseline burst on Dagster's stock SQLite storage (0: skip)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:

@@ -3,6 +3,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
+from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
 from dagster._core.storage.sql import create_engine
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS, create_db_conn_string
 from dagster._serdes import ConfigurableClassData
@@ -77,3 +79,37 @@ class KeptOpenSqliteEventLogStorage(SqliteEventLogStorage):
 
 def _no_fsync_per_commit(dbapi_connection, _record) -> None:
     dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+
+
+_CHECKED: set[tuple[type, str]] = set()
+"""(storage class, base_dir) whose schema this process has checked against Dagster's migrations."""
+
+
+def _schema_checked_once(cls, base_dir: str, database: str, inst_data: ConfigurableClassData | None, from_local):
+    """Dagster's SQLite run and schedule storages compare the database's alembic revision with the head of
+    Dagster's migrations every time they are made, and finding the head parses all ~90 migration scripts
+    (about 80 ms of CPU). The code server makes a fresh instance, so both storages, for every sensor tick
+    and run launch; Dagster cannot change its migrations while the process runs, so once is enough."""
+    if (cls, base_dir) in _CHECKED:
+        return cls(create_db_conn_string(base_dir, database), inst_data)
+    storage = from_local(base_dir, inst_data)
+    _CHECKED.add((cls, base_dir))
+    return storage
+
+
+class CheckedOnceSqliteRunStorage(SqliteRunStorage):
+    """Dagster's SQLite run storage; its schema checked once per process (see `_schema_checked_once`)."""
+
+    @classmethod
+    def from_config_value(cls, inst_data: ConfigurableClassData | None, config_value: dict
+                          ) -> "CheckedOnceSqliteRunStorage":
+        return _schema_checked_once(cls, config_value["base_dir"], "runs", inst_data, super().from_local)
+
+
+class CheckedOnceSqliteScheduleStorage(SqliteScheduleStorage):
+    """Dagster's SQLite schedule storage; its schema checked once per process (see `_schema_checked_once`)."""
+
+    @classmethod
+    def from_config_value(cls, inst_data: ConfigurableClassData | None, config_value: dict
+                          ) -> "CheckedOnceSqliteScheduleStorage":
+        return _schema_checked_once(cls, config_value["base_dir"], "schedules", inst_data, super().from_local)

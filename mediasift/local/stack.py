@@ -38,6 +38,16 @@ PLANNED_SUBSET_ENV = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
 the partitions of a failed batch run are not marked failed; the inbox and its dead-letter queue still are."""
 
 
+def tuned_sqlite_storage(dagster_home: Path) -> dict:
+    """dagster.yaml's storage entries for dagster_project/storage.py's classes, in Dagster's default places."""
+    history = dagster_home / "history"
+    places = {"run_storage": ("CheckedOnceSqliteRunStorage", history),
+              "event_log_storage": ("KeptOpenSqliteEventLogStorage", history / "runs"),
+              "schedule_storage": ("CheckedOnceSqliteScheduleStorage", dagster_home / "schedules")}
+    return {role: {"module": "dagster_project.storage", "class": name, "config": {"base_dir": str(base_dir)}}
+            for role, (name, base_dir) in places.items()}
+
+
 class DagsterMode(StrEnum):
     NONE = "none"
     DAEMON = "daemon"
@@ -45,8 +55,9 @@ class DagsterMode(StrEnum):
 
 
 class Stack:
-    kept_open_event_log = True
-    """Dagster's SQLite event log with its databases kept open (dagster_project/storage.py); bench/burst.py
+    tuned_sqlite_storage = True
+    """Dagster's SQLite storages as dagster_project/storage.py tunes them (the event log's databases kept
+    open, the run and schedule schemas checked once per process), in Dagster's default places; bench/burst.py
     turns it off for its baseline."""
 
     def __init__(self, settings: Settings, dagster: DagsterMode = DagsterMode.DEV):
@@ -120,10 +131,8 @@ class Stack:
         fresh_metrics_dir(self.home)
         instance = yaml.safe_load(INSTANCE_YAML.read_text())
         instance["run_coordinator"]["config"]["max_concurrent_runs"] = self.settings.concurrent_runs
-        if self.kept_open_event_log:
-            instance["event_log_storage"] = {
-                "module": "dagster_project.storage", "class": "KeptOpenSqliteEventLogStorage",
-                "config": {"base_dir": str(self.dagster_home / "history" / "runs")}}
+        if self.tuned_sqlite_storage:
+            instance.update(tuned_sqlite_storage(self.dagster_home))
         (self.dagster_home / "dagster.yaml").write_text(yaml.safe_dump(instance, sort_keys=False))
         bin_dir = Path(sys.executable).parent
         if self.dagster_mode is DagsterMode.DEV:

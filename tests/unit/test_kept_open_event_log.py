@@ -1,5 +1,6 @@
-"""The event log storage the stack configures: Dagster's SQLite files and schema, each database kept open.
-Other processes, and Dagster's stock storage, must read and write the same files as before."""
+"""The storages the stack configures: Dagster's SQLite files and schema, the event log's databases kept
+open, the run and schedule schemas checked once per process. Other processes, and Dagster's stock storage,
+must read and write the same files as before."""
 
 import subprocess
 import sys
@@ -10,7 +11,12 @@ import dagster as dg
 import yaml
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 
-from dagster_project.storage import KeptOpenSqliteEventLogStorage
+from dagster_project.storage import (
+    CheckedOnceSqliteRunStorage,
+    CheckedOnceSqliteScheduleStorage,
+    KeptOpenSqliteEventLogStorage,
+)
+from mediasift.local.stack import tuned_sqlite_storage
 
 PARTITIONS = dg.StaticPartitionsDefinition([f"p{i:02d}" for i in range(24)])
 LAYER = dg.AssetKey("layer")
@@ -24,10 +30,7 @@ def source(context: dg.AssetExecutionContext) -> None:
 
 def kept_open_home(home: Path) -> Path:
     home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_text(yaml.safe_dump({
-        "event_log_storage": {"module": "dagster_project.storage", "class": "KeptOpenSqliteEventLogStorage",
-                              "config": {"base_dir": str(home / "history" / "runs")}},
-        "telemetry": {"enabled": False}}))
+    (home / "dagster.yaml").write_text(yaml.safe_dump({**tuned_sqlite_storage(home), "telemetry": {"enabled": False}}))
     return home
 
 
@@ -78,3 +81,30 @@ def test_it_keeps_at_most_max_open_databases_and_wipes(tmp_path):
     assert not storage.get_logs_for_run(runs[0])
     assert materialized(storage, LAYER) == []
 
+
+
+def test_run_and_schedule_schemas_are_checked_once_per_process_and_stock_storage_reads_them(tmp_path, monkeypatch):
+    import dagster._core.storage.runs.sqlite.sqlite_run_storage as runs
+    import dagster._core.storage.schedules.sqlite.sqlite_schedule_storage as schedules
+
+    checks = []
+
+    def counted(check):
+        return lambda config, connection: checks.append(1) or check(config, connection)
+
+    for module in (runs, schedules):
+        monkeypatch.setattr(module, "check_alembic_revision", counted(module.check_alembic_revision))
+    home = kept_open_home(tmp_path)
+    instance = dg.DagsterInstance.from_config(str(home))
+    assert isinstance(instance.run_storage, CheckedOnceSqliteRunStorage)
+    assert isinstance(instance.schedule_storage, CheckedOnceSqliteScheduleStorage)
+    result = dg.materialize([source], instance=instance, partition_key="p01")
+    assert len(checks) == 2, "a fresh database is checked (and created) once each"
+    for _ in range(3):
+        again = dg.DagsterInstance.from_ref(instance.get_ref())
+        assert again.get_run_by_id(result.run_id).is_success
+        again.dispose()
+    assert len(checks) == 2, "later instances of this process do not parse Dagster's migrations again"
+    stock = runs.SqliteRunStorage.from_local(str(home / "history"))
+    assert stock.has_run(result.run_id)
+    assert schedules.SqliteScheduleStorage.from_local(str(home / "schedules")).all_instigator_state() == []
