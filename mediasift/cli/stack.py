@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import tempfile
 import threading
@@ -30,6 +31,7 @@ from mediasift.extraction.models import models_for
 from mediasift.inbox import Inbox, State
 from mediasift.local.samples import PHOTO_SHOT_SECONDS, photo, photo_variants, write_samples
 from mediasift.local.stack import DagsterMode, Stack
+from mediasift.metrics import METRICS_DIR, MULTIPROC_ENV
 from mediasift.query.lineage import object_analysis
 from mediasift.query.search import Filters, Searcher
 from mediasift.store.lance import LanceIndex
@@ -61,6 +63,16 @@ def _wait_for_interrupt() -> None:
         stop.wait()
 
 
+def _metrics_problem() -> str | None:
+    """With prometheus-client's multiprocess directory set, the receiver's own counters would be written as
+    files beside the runs' (a crash when the directory is missing), and its /metrics, which adds up the runs'
+    files, would count them twice."""
+    if os.environ.get(MULTIPROC_ENV):
+        return (f"{MULTIPROC_ENV} is set: it is for the Dagster processes; the receiver keeps its own metrics "
+                f"and reads the runs' from MEDIASIFT_HOME/{METRICS_DIR}. Unset it for the receiver")
+    return None
+
+
 @app.command()
 def receiver(host: Annotated[str | None, typer.Option(help="Bind address (default MEDIASIFT_RECEIVER_HOST, "
                                                      "127.0.0.1).")] = None,
@@ -73,7 +85,7 @@ def receiver(host: Annotated[str | None, typer.Option(help="Bind address (defaul
     from mediasift.intake.receiver import create_app
 
     settings = load_settings()
-    problem = credential_problem(settings)
+    problem = credential_problem(settings) or _metrics_problem()
     if problem:
         fail(f"the receiver will not start: {problem}")
     uvicorn.run(create_app(settings), host=host or settings.receiver_host, port=port or settings.receiver_port,

@@ -95,3 +95,16 @@ def test_previous_token_is_a_secret_kept_out_of_resource_config():
     settings = Settings(webhook_token=SecretStr(NEW), webhook_token_previous=SecretStr(OLD))
     assert "webhook_token_previous" in SECRET_FIELDS
     assert OLD not in repr(settings) and OLD not in str(SettingsResource.of(settings).values)
+
+
+def test_receiver_command_refuses_the_dagster_processes_metrics_directory(tmp_path, monkeypatch):
+    started = []
+    monkeypatch.setattr("uvicorn.run", lambda *a, **k: started.append(a))
+    monkeypatch.setenv("MEDIASIFT_HOME", str(tmp_path))
+    monkeypatch.setenv("MEDIASIFT_WEBHOOK_TOKEN", "a-token-of-enough-length-0123456789")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "missing"))
+    result = CliRunner().invoke(cli, ["receiver"])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1
+    assert said.startswith("error: the receiver will not start: PROMETHEUS_MULTIPROC_DIR is set")
+    assert started == []
