@@ -12,6 +12,11 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
+_INITIALIZED_SHARDS: set[tuple[str, str]] = set()
+"""(base_dir, shard) databases this process has created or checked against Dagster's migrations: Dagster
+keeps that per storage object, and the code server makes a new one, so a new instance, for every sensor
+tick (see `_schema_checked_once`)."""
+
 
 class KeptOpenSqliteEventLogStorage(SqliteEventLogStorage):
     """Dagster's SQLite event log, with each database kept open for the life of the process.
@@ -54,9 +59,9 @@ class KeptOpenSqliteEventLogStorage(SqliteEventLogStorage):
             engine = create_engine(create_db_conn_string(self._base_dir, shard), poolclass=StaticPool,
                                    connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False})
             event.listen(engine, "connect", _no_fsync_per_commit)
-            if shard not in self._initialized_dbs:
+            if (self._base_dir, shard) not in _INITIALIZED_SHARDS:
                 self._initdb(engine)
-                self._initialized_dbs.add(shard)
+                _INITIALIZED_SHARDS.add((self._base_dir, shard))
         self._open[shard] = engine
         while len(self._open) > self.MAX_OPEN:
             self._open.popitem(last=False)[1].dispose()
@@ -71,6 +76,7 @@ class KeptOpenSqliteEventLogStorage(SqliteEventLogStorage):
     def wipe(self) -> None:
         self._close_all()
         super().wipe()
+        _INITIALIZED_SHARDS.difference_update({k for k in _INITIALIZED_SHARDS if k[0] == self._base_dir})
 
     def dispose(self) -> None:
         self._close_all()

@@ -83,7 +83,10 @@ def test_it_keeps_at_most_max_open_databases_and_wipes(tmp_path):
 
 
 
-def test_run_and_schedule_schemas_are_checked_once_per_process_and_stock_storage_reads_them(tmp_path, monkeypatch):
+def test_schemas_are_checked_once_per_process_and_stock_storage_reads_them(tmp_path, monkeypatch):
+    """The code server makes a fresh instance for every sensor tick: its storages must not parse Dagster's
+    migrations again each time (run, schedule, and each event-log database)."""
+    import dagster._core.storage.event_log.sqlite.sqlite_event_log as events
     import dagster._core.storage.runs.sqlite.sqlite_run_storage as runs
     import dagster._core.storage.schedules.sqlite.sqlite_schedule_storage as schedules
 
@@ -92,19 +95,21 @@ def test_run_and_schedule_schemas_are_checked_once_per_process_and_stock_storage
     def counted(check):
         return lambda config, connection: checks.append(1) or check(config, connection)
 
-    for module in (runs, schedules):
+    for module in (runs, schedules, events):
         monkeypatch.setattr(module, "check_alembic_revision", counted(module.check_alembic_revision))
     home = kept_open_home(tmp_path)
     instance = dg.DagsterInstance.from_config(str(home))
     assert isinstance(instance.run_storage, CheckedOnceSqliteRunStorage)
     assert isinstance(instance.schedule_storage, CheckedOnceSqliteScheduleStorage)
     result = dg.materialize([source], instance=instance, partition_key="p01")
-    assert len(checks) == 2, "a fresh database is checked (and created) once each"
+    first = len(checks)
+    assert first >= 4, "a fresh run, schedule, index and run database are each checked (and created)"
     for _ in range(3):
         again = dg.DagsterInstance.from_ref(instance.get_ref())
         assert again.get_run_by_id(result.run_id).is_success
+        assert len(again.all_logs(result.run_id)) == len(instance.all_logs(result.run_id))
+        assert materialized(again.event_log_storage, LAYER) == ["p01"]
         again.dispose()
-    assert len(checks) == 2, "later instances of this process do not parse Dagster's migrations again"
-    stock = runs.SqliteRunStorage.from_local(str(home / "history"))
-    assert stock.has_run(result.run_id)
+    assert len(checks) == first, "later instances of this process do not parse Dagster's migrations again"
+    assert runs.SqliteRunStorage.from_local(str(home / "history")).has_run(result.run_id)
     assert schedules.SqliteScheduleStorage.from_local(str(home / "schedules")).all_instigator_state() == []
