@@ -6,6 +6,7 @@ import dagster as dg
 from assets.analysis import build_analysis_assets
 from assets.layers import with_extractor_versions
 from assets.object_version import build_object_version
+from assets.replay import replayed_version
 from dagster_project.analysis import (
     build_analysis_job,
     build_analysis_schedule,
@@ -30,7 +31,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     ingest_job = build_ingest_job(object_version)
     analysis_job = build_analysis_job()
     return dg.Definitions(
-        assets=[object_version, *build_analysis_assets(taxonomy=settings.taxonomy)],
+        assets=[object_version, replayed_version, *build_analysis_assets(taxonomy=settings.taxonomy)],
         jobs=[ingest_job, reconcile_job, analysis_job],
         sensors=[build_inbox_sensor(ingest_job, settings), build_stranded_sensor(ingest_job, settings),
                  build_analysis_sensor(analysis_job, settings)],

@@ -1,6 +1,8 @@
 import dagster as dg
 
-object_versions = dg.DynamicPartitionsDefinition(name="object_versions")
+from mediasift.identity import PARTITIONS
+
+object_versions = dg.DynamicPartitionsDefinition(name=PARTITIONS)
 """One partition per object version, keyed by its version hash (never the raw key)."""
 
 KIND_TAG = "mediasift/event_kind"

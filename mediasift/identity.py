@@ -25,6 +25,10 @@ def object_id(bucket: str, key: str) -> str:
     return _digest(bucket, key)
 
 
+PARTITIONS = "object_versions"
+"""The name of the Dagster dynamic partitions whose keys are version hashes."""
+
+
 def version_hash(bucket: str, key: str, etag: str, version_id: str | None = None) -> str:
     """The Dagster partition key of one object version."""
     return _digest(bucket, key, normalize_etag(etag), version_id or "")

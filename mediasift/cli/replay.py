@@ -4,6 +4,7 @@ snapshots, namespaces or the live index compared."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Annotated
 
 import typer
@@ -12,13 +13,25 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Column, Table
 
 from mediasift.cli.app import JsonOption, app, console, err, fail, load_settings
+from mediasift.cli.backfill import BackfillError, DagsterWebserver
+from mediasift.config import Settings
 from mediasift.extraction.layers.rows import LAYERS
-from mediasift.inbox import State
+from mediasift.identity import PARTITIONS
 from mediasift.run.versions import VersionResult
 from mediasift.snapshots import SnapshotError
 from mediasift.snapshots.diff import diff as compare
 from mediasift.snapshots.diff import resolve
-from mediasift.snapshots.replay import Replay, ReplayPlan, count_states
+from mediasift.snapshots.replay import (
+    NAMESPACE_TAG,
+    NOT_REPLAYED,
+    REPLAYED_ASSET,
+    SNAPSHOT_TAG,
+    Replay,
+    ReplayPlan,
+    count_states,
+)
+
+BACKFILL_POLL_S = 1.0
 
 
 @app.command()
@@ -26,14 +39,24 @@ def replay(
     snapshot: Annotated[str, typer.Option("--snapshot", help="The snapshot whose object versions to replay.")],
     into: Annotated[str, typer.Option("--into", help="The namespace to fill (made if new; resumed if it holds "
                                       "this snapshot already).")],
+    backfill: Annotated[bool, typer.Option("--backfill", help="Submit the versions left to replay as a Dagster "
+                                           "backfill of mediasift/replayed_version, run by the stack's daemon and "
+                                           "followed in the UI, instead of replaying here.")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="With --backfill: follow the backfill until it ends, and "
+                                       "fail unless it succeeded.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Re-materialise exactly a snapshot's object versions into a namespace of its own (feature tables, Lance
     tables, inbox under <derived>/namespaces/NAME/), through the ingest run path; the live index is untouched."""
+    if wait and not backfill:
+        fail("--wait follows a backfill: pass --backfill too (without it, replay runs here and waits anyway)")
     settings = load_settings()
     runner = Replay(settings)
     try:
         plan = runner.plan(snapshot, into)
+        if backfill:
+            _backfill(settings, plan, wait, as_json)
+            return
         results = _run(runner, plan, show=not as_json)
     except SnapshotError as error:
         fail(str(error))
@@ -44,6 +67,54 @@ def replay(
     console.print(_summary_table(summary))
     if summary["failed"]:
         fail(f"{len(summary['failed'])} versions did not replay; run the same command again to retry them")
+
+
+def _backfill(settings: Settings, plan: ReplayPlan, wait: bool, as_json: bool) -> None:
+    """Submit the plan's pending versions as one asset backfill through the stack's Dagster webserver (the
+    daemon launches its runs), say where to watch it, and with `wait` follow it to its end."""
+    url = settings.stack_info().get("dagster_url")
+    if not url:
+        fail("--backfill submits through the Dagster webserver, and none is running under MEDIASIFT_HOME: start "
+             "the stack with `mediasift up` (or replay here, without --backfill)")
+    webserver = DagsterWebserver(url)
+    answer: dict = {"backfill_id": None, "partitions": plan.pending, "namespace": plan.namespace.name,
+                    "snapshot": plan.snapshot.name}
+    try:
+        if plan.pending:
+            answer["backfill_id"] = webserver.launch(
+                REPLAYED_ASSET, PARTITIONS, plan.pending,
+                {SNAPSHOT_TAG: plan.snapshot.name, NAMESPACE_TAG: plan.namespace.name},
+                title=f"replay {plan.snapshot.name} into {plan.namespace.name}",
+                description=f"mediasift replay --snapshot {plan.snapshot.name} --into {plan.namespace.name} --backfill")
+        where = f"{url}/runs/b/{answer['backfill_id']}"
+        if not as_json:
+            console.print(f"backfill {answer['backfill_id']}: {len(plan.pending)} versions of {plan.snapshot.name} "
+                          f"into {plan.namespace.name}; watch it at {where}" if plan.pending else
+                          f"nothing to replay: namespace {plan.namespace.name} holds every version of "
+                          f"{plan.snapshot.name} already")
+        status = "COMPLETED_SUCCESS"
+        if wait and answer["backfill_id"]:
+            status = answer["status"] = _follow(webserver, answer["backfill_id"], len(plan.pending),
+                                                show=not as_json)
+    except BackfillError as error:
+        fail(f"the backfill was not submitted or followed: {error}")
+    if as_json:
+        console.print_json(json.dumps(answer))
+    if status != "COMPLETED_SUCCESS":
+        fail(f"backfill {answer['backfill_id']} ended {status}; see {where}, then run the same command again to "
+             "replay what is left")
+
+
+def _follow(webserver: DagsterWebserver, backfill_id: str, total: int, show: bool) -> str:
+    """Poll the backfill until it ends, with a bar of the partitions it materialized so far."""
+    with Progress(TextColumn(f"backfill {backfill_id}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=err, disable=not show) as progress:
+        task = progress.add_task("backfill", total=total, status="")
+        while not (state := webserver.state(backfill_id)).ended:
+            progress.update(task, completed=state.materialized, status=state.status.lower())
+            time.sleep(BACKFILL_POLL_S)
+        progress.update(task, completed=state.materialized, status=state.status.lower())
+        return state.status
 
 
 def _run(runner: Replay, plan: ReplayPlan, show: bool) -> list[VersionResult]:
@@ -64,7 +135,7 @@ def _summary(plan: ReplayPlan, results: list[VersionResult]) -> dict:
     for result in results:
         for layer, count in result.rows.items():
             rows[layer] += count
-    not_replayed = [r for r in results if r.state in (State.FAILED, State.SUPERSEDED, State.DELETED)]
+    not_replayed = [r for r in results if r.state in NOT_REPLAYED]
     record = namespace.get()
     return {
         "namespace": namespace.name, "snapshot": plan.snapshot.name, "bucket": plan.snapshot.bucket,

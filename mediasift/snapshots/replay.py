@@ -36,7 +36,7 @@ from mediasift.intake.events import EventKind, NotificationEvent, Source
 from mediasift.run.versions import Attempt, VersionResult, run_versions
 from mediasift.snapshots.manifest import MANIFEST_SCHEMA, ManifestReader, write_parquet
 from mediasift.snapshots.namespace import Namespace, NamespaceConflict, NamespaceRecord
-from mediasift.snapshots.record import SnapshotRecord
+from mediasift.snapshots.record import SnapshotError, SnapshotRecord
 from mediasift.snapshots.service import Snapshots
 from mediasift.snapshots.tigris import TigrisReader
 from mediasift.store import RowStores
@@ -45,6 +45,13 @@ from mediasift.store.s3 import Fetched, Head, ObjectStore, _digest_stream
 
 FINISHED = (State.DONE, State.UNSUPPORTED)
 """States a resumed replay does not run again: the version's rows (or its lack of any) are in place."""
+REPLAYED_ASSET = ["mediasift", "replayed_version"]
+"""The Dagster asset a replay backfill materializes (assets/replay.py), one partition per object version."""
+SNAPSHOT_TAG = "mediasift/replay_snapshot"
+NAMESPACE_TAG = "mediasift/replay_namespace"
+"""A replay backfill's tags, which its runs inherit: what to replay, and into which namespace."""
+NOT_REPLAYED = (State.FAILED, State.SUPERSEDED, State.DELETED)
+"""States a replayed version ends in when the namespace did not get its rows (a rerun tries it again)."""
 NAMESPACE_MANIFEST_SCHEMA = pa.schema([f for f in MANIFEST_SCHEMA if f.name != "last_modified"])
 
 
@@ -78,6 +85,20 @@ class ReplayPlan:
     versions: list[ObjectVersion]
     pending: list[str]
     """Version hashes still to run (all of them, unless an earlier replay into the namespace did some)."""
+
+    def only(self, version_hashes: Iterable[str]) -> ReplayPlan:
+        """The same replay, run for these versions alone (a Dagster run's partitions); those done already stay
+        skipped. A hash the snapshot does not hold is refused by name, so nothing of the live bucket is read."""
+        wanted = set(version_hashes)
+        missing = sorted(wanted - {v.version_hash for v in self.versions})
+        if missing:
+            raise NotInSnapshot(f"snapshot {self.snapshot.name!r} holds no object version {', '.join(missing)}; "
+                                f"replay only the versions `mediasift replay --snapshot {self.snapshot.name}` plans")
+        return ReplayPlan(self.namespace, self.snapshot, self.versions, [h for h in self.pending if h in wanted])
+
+
+class NotInSnapshot(SnapshotError):
+    """Versions asked for by hash that the snapshot does not hold."""
 
 
 class Replay:

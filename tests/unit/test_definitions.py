@@ -19,7 +19,8 @@ def test_code_location_loads_with_the_expected_graph():
     graph = repo.asset_graph
     analysis = ("duplicates", "clusters", "anomaly_scores", "classifications")
     assert {key.to_user_string() for key in graph.get_all_asset_keys()} == {
-        "mediasift/source_object", *(f"mediasift/{name}" for name in (*LAYERS, *analysis))}
+        "mediasift/source_object", "mediasift/replayed_version",
+        *(f"mediasift/{name}" for name in (*LAYERS, *analysis))}
     assert {job.name for job in repo.get_all_jobs()} >= {"ingest_object_version", "reconcile_job", "analysis_job"}
     for name in analysis:
         node = graph.get(dg.AssetKey(["mediasift", name]))
