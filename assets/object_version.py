@@ -7,7 +7,7 @@ from mediasift.analysis.alerts import AlertSender
 from mediasift.analysis.taxonomy import load_taxonomy
 from mediasift.intake.events import EventKind
 from mediasift.metrics import run_metrics
-from mediasift.run.versions import Attempt, run_versions
+from mediasift.run.versions import Attempt, VersionResult, run_versions
 from mediasift.store.expectations import RowExpectations
 from mediasift.store.s3 import ObjectStore
 from resources import ComputeResource, InboxResource, IndexResource, S3Resource, SettingsResource
@@ -68,11 +68,17 @@ def build_object_version(retry_policy: dg.RetryPolicy) -> dg.AssetsDefinition:
             yield from batch_check_outputs(context.assets_def)
         failed = [r for r in results if r.failed]
         if failed:
-            raise dg.Failure(
-                description=f"{len(failed)} of {len(results)} object versions failed",
-                allow_retries=not all(r.permanent for r in failed),
-                metadata={"failed": dg.MetadataValue.md("\n".join(
-                    f"- `{r.version.uri}` (etag {r.version.etag}): {r.reason}" for r in failed))},
-            )
+            raise versions_failure(failed, len(results), "failed")
 
     return object_version
+
+
+def versions_failure(failed: list[VersionResult], total: int, outcome: str) -> dg.Failure:
+    """The step's failure naming each version that did not make it and why; retried unless every one of them
+    failed for good."""
+    return dg.Failure(
+        description=f"{len(failed)} of {total} object versions {outcome}",
+        allow_retries=not all(r.permanent for r in failed),
+        metadata={"failed": dg.MetadataValue.md("\n".join(
+            f"- `{r.version.uri}` (etag {r.version.etag}): {r.state.value}: {r.reason}" for r in failed))},
+    )

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from assets.object_version import EXTRACTION_POOL
+from assets.object_version import EXTRACTION_POOL, versions_failure
 from assets.source import SOURCE
 from dagster_project.partitions import object_versions
 from mediasift.run.versions import VersionResult
@@ -61,12 +61,7 @@ def replayed_version(context: dg.AssetExecutionContext, settings: SettingsResour
             yield replay_materialization(plan, result)
     failed = [r for r in results if r.state in NOT_REPLAYED]
     if failed:
-        raise dg.Failure(
-            description=f"{len(failed)} of {len(results)} object versions did not replay",
-            allow_retries=not all(r.permanent for r in failed),
-            metadata={"failed": dg.MetadataValue.md("\n".join(
-                f"- `{r.version.uri}` (etag {r.version.etag}): {r.state.value}: {r.reason}" for r in failed))},
-        )
+        raise versions_failure(failed, len(results), "did not replay")
 
 
 def replay_materialization(plan: ReplayPlan, result: VersionResult) -> dg.AssetMaterialization:
