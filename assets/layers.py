@@ -10,7 +10,6 @@ from dagster._core.definitions.data_version import (
 )
 
 from assets.source import SOURCE
-from dagster_project.partitions import object_versions
 from mediasift.config import Settings
 from mediasift.extraction.layers.rows import LAYERS
 from mediasift.extraction.versions import layer_extractors
@@ -41,25 +40,21 @@ def layer_key(layer: str) -> dg.AssetKey:
     return dg.AssetKey(["mediasift", layer])
 
 
-layer_specs = [
-    dg.AssetSpec(layer_key(layer), deps=[SOURCE], description=DESCRIPTIONS[layer], group_name="layers",
-                 kinds={"lancedb", "parquet"}, partitions_def=object_versions, skippable=True)
-    for layer in LAYERS
-]
+def layer_specs(partitions: dg.PartitionsDefinition) -> list[dg.AssetSpec]:
+    return [dg.AssetSpec(layer_key(layer), deps=[SOURCE], description=DESCRIPTIONS[layer], group_name="layers",
+                         kinds={"lancedb", "parquet"}, partitions_def=partitions, skippable=True)
+            for layer in LAYERS]
 
 
-def _layer_check_specs() -> list[dg.AssetCheckSpec]:
-    """Partitioned like the layers, so each version's verdict is on its own partition (Dagster 1.13's preview
-    feature, chosen knowingly as for `no_rule_flags`). The expectations the gate judges are blocking: a failed
-    one fails the step, so nothing downstream of it runs."""
+def layer_check_specs(partitions: dg.PartitionsDefinition) -> list[dg.AssetCheckSpec]:
+    """Partitioned like the layers, so each version's (or batch's) verdict is on its own partition (Dagster
+    1.13's preview feature, chosen knowingly as for `no_rule_flags`). The expectations the gate judges are
+    blocking: a failed one fails the step, so nothing downstream of it runs."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.PreviewWarning)
-        return [dg.AssetCheckSpec(check, asset=layer_key(layer), partitions_def=object_versions,
+        return [dg.AssetCheckSpec(check, asset=layer_key(layer), partitions_def=partitions,
                                   blocking=check in GATED, description=CHECK_DESCRIPTIONS[check])
                 for layer in LAYERS for check in CHECKS]
-
-
-layer_check_specs = _layer_check_specs()
 
 
 def with_extractor_versions(assets_def: dg.AssetsDefinition, settings: Settings) -> dg.AssetsDefinition:
@@ -107,13 +102,21 @@ def _metadata(result: VersionResult, layer: str) -> dict:
 
 def layer_checks(stores: RowStores, results: list[VersionResult], expected: RowExpectations, one_partition: bool
                  ) -> Iterator[dg.AssetCheckResult | dg.AssetCheckEvaluation]:
-    """Each version's verdicts, on its own partition: what the index holds of its rows after the run's
-    write, or, where the gate stopped it, why none of them was written. A version that failed otherwise was
-    not judged (the UI shows the check as not executed there: the run failed). In a run of one version these
-    are results (Dagster puts them on the run's partition and links the materialization they judged). In a
-    batch every version is judged, but only failed verdicts are recorded, each on its version's partition:
-    a passing evaluation per version would be fifteen event-log writes per object (five layers, three
-    checks), more than all the rest of a batch run's Dagster work for it (bench/burst.py)."""
+    """Each version's verdicts, on its own partition. In a run of one version these are results (Dagster puts
+    them on the run's partition and links the materialization they judged). In a batch every version is
+    judged, but only failed verdicts are recorded, each on its version's partition: a passing evaluation per
+    version would be fifteen event-log writes per object (five layers, three checks), more than all the rest
+    of a batch run's Dagster work for it (bench/burst.py)."""
+    for result, verdict in judge_layers(stores, results, expected):
+        if one_partition or not verdict.passed:
+            yield _check_event(verdict, result, one_partition)
+
+
+def judge_layers(stores: RowStores, results: list[VersionResult], expected: RowExpectations
+                 ) -> Iterator[tuple[VersionResult, Verdict]]:
+    """Every verdict on the run's versions: what the index holds of their rows after the run's write, or,
+    where the gate stopped one, why none of its rows was written. A version that failed otherwise is not
+    judged (the UI shows the check as not executed there: the run failed)."""
     judged = [r for r in results if not r.failed or r.stopped]
     if not judged:
         return
@@ -125,22 +128,20 @@ def layer_checks(stores: RowStores, results: list[VersionResult], expected: RowE
         for result in judged:
             stopped = {v.check: v for v in result.stopped if v.layer == layer}
             for verdict in verdicts[result.version.version_hash]:
-                verdict = stopped.get(verdict.check, verdict)
-                if one_partition or not verdict.passed:
-                    yield _check_event(verdict, result, one_partition)
+                yield result, stopped.get(verdict.check, verdict)
 
 
 def batch_check_outputs(assets_def: dg.AssetsDefinition) -> Iterator[dg.Output]:
     """A batch's evaluations go to its versions' partitions, but the step still owes Dagster the (empty)
     output a check result would carry, one per selected layer check: what steps downstream wait on."""
-    for spec in layer_check_specs:
-        if spec.key in assets_def.check_keys:
-            yield dg.Output(None, output_name=assets_def.get_output_name_for_asset_check_key(spec.key))
+    for check_key in assets_def.check_keys:
+        if check_key.name in CHECKS:
+            yield dg.Output(None, output_name=assets_def.get_output_name_for_asset_check_key(check_key))
 
 
 def _check_event(verdict: Verdict, result: VersionResult, one_partition: bool
                  ) -> dg.AssetCheckResult | dg.AssetCheckEvaluation:
-    key, description = layer_key(verdict.layer), _description(verdict, result)
+    key, description = layer_key(verdict.layer), check_description(verdict, result)
     metadata = {**verdict.facts, "uri": result.version.uri}
     if one_partition:
         return dg.AssetCheckResult(asset_key=key, check_name=verdict.check, passed=verdict.passed, metadata=metadata,
@@ -150,7 +151,7 @@ def _check_event(verdict: Verdict, result: VersionResult, one_partition: bool
                                    partition=result.version.version_hash)
 
 
-def _description(verdict: Verdict, result: VersionResult) -> str | None:
+def check_description(verdict: Verdict, result: VersionResult) -> str | None:
     """What a failed check says in the UI: what is wrong, and what it stopped."""
     if verdict.passed:
         return None

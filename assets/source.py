@@ -3,23 +3,24 @@ import warnings
 import dagster as dg
 from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
-from dagster_project.partitions import object_versions
 from mediasift.run.versions import VersionResult
 
 SOURCE = dg.AssetKey(["mediasift", "source_object"])
 FLAGS_CHECK = "no_rule_flags"
 
-source_spec = dg.AssetSpec(
-    SOURCE,
-    description="The object version as it really is in the bucket: checked with HEAD, then read once by the "
-                "extraction worker, pinned to the notified ETag (If-Match) or VersionId; sha256 and the content "
-                "type sniffed from the bytes. Superseded when the key was overwritten since, deleted when gone "
-                "or on a delete event.",
-    group_name="source",
-    kinds={"s3"},
-    partitions_def=object_versions,
-    skippable=True,
-)
+
+def source_spec(partitions: dg.PartitionsDefinition) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        SOURCE,
+        description="The object version as it really is in the bucket: checked with HEAD, then read once by the "
+                    "extraction worker, pinned to the notified ETag (If-Match) or VersionId; sha256 and the "
+                    "content type sniffed from the bytes. Superseded when the key was overwritten since, deleted "
+                    "when gone or on a delete event.",
+        group_name="source",
+        kinds={"s3"},
+        partitions_def=partitions,
+        skippable=True,
+    )
 
 
 def source_materialization(result: VersionResult) -> dg.AssetMaterialization:
@@ -36,20 +37,15 @@ def source_materialization(result: VersionResult) -> dg.AssetMaterialization:
                                    tags={DATA_VERSION_TAG: result.version.etag})
 
 
-
-
-def _flags_check_spec() -> dg.AssetCheckSpec:
+def flags_check_spec(partitions: dg.PartitionsDefinition) -> dg.AssetCheckSpec:
     """Partitioned like the asset, so the UI shows the warning on the flagged version's own partition
     (a preview feature of Dagster 1.13, chosen knowingly: its warning is not repeated at every import)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.PreviewWarning)
         return dg.AssetCheckSpec(
-            FLAGS_CHECK, asset=SOURCE, partitions_def=object_versions,
+            FLAGS_CHECK, asset=SOURCE, partitions_def=partitions,
             description="Warns on an object version that trips one of the taxonomy's rules (MEDIASIFT_TAXONOMY), "
                         "evaluated in its own run; the metadata says which rule and what tripped it.")
-
-
-flags_check_spec = _flags_check_spec()
 
 
 def flags_check(results: list[VersionResult]) -> dg.AssetCheckResult:

@@ -6,16 +6,15 @@ from dagster._core.definitions.unresolved_asset_job_definition import Unresolved
 
 from dagster_project.instance import partition_limit_missing
 from dagster_project.jobs import INGEST_JOB
-from dagster_project.partitions import KIND_TAG, SEQ_TAG, object_versions
+from dagster_project.partitions import KIND_TAG, REDRIVE_TAG, SEQ_TAG, object_batches, object_versions
 from mediasift.config import Settings
 from mediasift.inbox import Inbox, InboxEvent, State
+from mediasift.run.batches import batch_work, batches_of
 from resources import InboxResource
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 PARTITION_TAG = "dagster/partition"
-REDRIVE_TAG = "mediasift/redrive"
-"""On a run the stranded-versions sensor requested: how many failed runs in a row its versions have had."""
 STRANDED_INTERVAL_S = 30
 """Failed runs are rare and their versions have waited minutes already (run monitoring's start timeout);
 each tick costs the code server an evaluation, so this sensor ticks seldom."""
@@ -27,10 +26,11 @@ IN_FLIGHT = dg.RunsFilter(job_name=INGEST_JOB, statuses=[
 def build_inbox_sensor(job: UnresolvedAssetJobDefinition, settings: Settings) -> dg.SensorDefinition:
     """`MEDIASIFT_RUN_BATCH_SIZE` 1: a run per event. More: new object versions are grouped into ranged
     runs of up to that many partitions (each still materialized on its own); events about versions already
-    known (deletes) still get a run each. A batch waits to fill (at most `MEDIASIFT_RUN_BATCH_MAX_WAIT_S`)
-    only while an ingest run is in flight: then the workers have work and a fuller batch costs nothing,
-    while waiting with nothing in flight would only leave them idle (the daemon ticks sensors at most
-    every 5 s)."""
+    known (deletes) still get a run each. With `MEDIASIFT_PARTITION_MODE=batch`, up to that many events make
+    one batch partition and its run, whatever they are about. A batch waits to fill (at most
+    `MEDIASIFT_RUN_BATCH_MAX_WAIT_S`) only while an ingest run is in flight: then the workers have work and a
+    fuller batch costs nothing, while waiting with nothing in flight would only leave them idle (the daemon
+    ticks sensors at most every 5 s)."""
     checked_instance = False
 
     @dg.sensor(
@@ -50,6 +50,8 @@ def build_inbox_sensor(job: UnresolvedAssetJobDefinition, settings: Settings) ->
         events = box.events_after(cursor, settings.sensor_batch_size)
         if not events:
             return dg.SensorResult(skip_reason=f"no inbox events after seq {cursor}")
+        if settings.partition_mode == "batch":
+            return _batch_partitions(context, events, settings.run_batch_size, settings.run_batch_max_wait_s)
         if settings.run_batch_size <= 1:
             return _per_event(events)
         return _batched(context, box, cursor, events, settings.run_batch_size, settings.run_batch_max_wait_s)
@@ -74,14 +76,13 @@ def _single(event: InboxEvent) -> dg.RunRequest:
 def _batched(context: dg.SensorEvaluationContext, inbox: Inbox, cursor: int, events: list[InboxEvent], size: int,
              max_wait: float) -> dg.SensorResult:
     """New partitions are appended in order, so each chunk of them is a contiguous partition range. A
-    version is known (its partition exists) when its first event is at or before the cursor: an earlier
-    tick added it. One inbox query, where asking the instance took a query per event."""
+    version is known when its first event is at or before the cursor: an earlier tick added its partition
+    (one inbox query, where asking the instance took a query per event). Known ones are added again after the
+    new ones, which Dagster skips unless the retention sensor removed the partition since."""
     first_seq = {h: record.first_seq for h, record in inbox.versions(list({e.version_hash for e in events})).items()}
     known = {e.version_hash for e in events if first_seq[e.version_hash] <= cursor}
     new = list(dict.fromkeys(e.version_hash for e in events if e.version_hash not in known))
-    oldest = min(e.received_at for e in events)
-    if (0 < len(new) < size and time.time() - oldest < max_wait and not known
-            and context.instance.get_runs_count(IN_FLIGHT)):
+    if 0 < len(new) < size and not known and _worth_waiting(context, events, max_wait):
         return dg.SensorResult(skip_reason=f"waiting for a batch while runs are in flight: {len(new)} of {size} "
                                            "new versions")
     chunks = [new[i:i + size] for i in range(0, len(new), size)]
@@ -92,10 +93,31 @@ def _batched(context: dg.SensorEvaluationContext, inbox: Inbox, cursor: int, eve
         for chunk in chunks
     ]
     return dg.SensorResult(
-        dynamic_partitions_requests=[object_versions.build_add_request(new)] if new else [],
+        dynamic_partitions_requests=[object_versions.build_add_request(new + sorted(known))] if events else [],
         run_requests=ranged + [_single(e) for e in events if e.version_hash in known],
         cursor=str(last),
     )
+
+
+def _batch_partitions(context: dg.SensorEvaluationContext, events: list[InboxEvent], size: int, max_wait: float
+                      ) -> dg.SensorResult:
+    """Each batch of up to `size` events is a new partition, named by its sequence range, and one run."""
+    if len(events) < size and _worth_waiting(context, events, max_wait):
+        return dg.SensorResult(skip_reason=f"waiting for a batch while runs are in flight: {len(events)} of {size} "
+                                           "events")
+    batches = [key for key, _ in batches_of(events, size)]
+    return dg.SensorResult(
+        dynamic_partitions_requests=[object_batches.build_add_request(batches)],
+        run_requests=[dg.RunRequest(partition_key=key, run_key=f"batch:{key}") for key in batches],
+        cursor=str(events[-1].seq),
+    )
+
+
+def _worth_waiting(context: dg.SensorEvaluationContext, events: list[InboxEvent], max_wait: float) -> bool:
+    """A partial batch waits for more events only while a run keeps the workers busy, and not past
+    `max_wait` after its oldest event arrived."""
+    return time.time() - min(e.received_at for e in events) < max_wait and bool(context.instance.get_runs_count(
+        IN_FLIGHT))
 
 
 def build_stranded_sensor(job: UnresolvedAssetJobDefinition, settings: Settings) -> dg.SensorDefinition:
@@ -104,7 +126,8 @@ def build_stranded_sensor(job: UnresolvedAssetJobDefinition, settings: Settings)
     with nothing to send them again, since the inbox sensor's cursor has passed them and the sweep skips
     pending versions. This sensor asks for a run of exactly those (never one a run finished: that would
     extract it twice), up to `MEDIASIFT_MAX_ATTEMPTS` failed runs in a row; then they are dead-lettered
-    with the failure as their reason."""
+    with the failure as their reason. A batch partition is run again as a whole, and its run, seeing the
+    re-drive tag, does only the versions still pending."""
 
     @dg.run_failure_sensor(
         name="stranded_versions_sensor",
@@ -118,7 +141,8 @@ def build_stranded_sensor(job: UnresolvedAssetJobDefinition, settings: Settings)
         run = context.dagster_run
         keys = run_partition_keys(context.instance, run)
         box = inbox.get()
-        pending = {h for h, record in box.versions(keys).items() if record.state is State.PENDING}
+        versions = batch_work(box, keys).versions if settings.partition_mode == "batch" else keys
+        pending = {h for h, record in box.versions(versions).items() if record.state is State.PENDING}
         if not pending:
             return dg.SkipReason(f"run {run.run_id} left no pending version")
         failed_runs = int(run.tags.get(REDRIVE_TAG, "0")) + 1
@@ -129,6 +153,8 @@ def build_stranded_sensor(job: UnresolvedAssetJobDefinition, settings: Settings)
                 box.mark_failed(version_hash, reason, dead_letter=True, attempt=failed_runs)
             return dg.SkipReason(f"dead-lettered {len(pending)} versions after {failed_runs} failed runs")
         tags = {REDRIVE_TAG: str(failed_runs)} | {t: v for t, v in run.tags.items() if t in (KIND_TAG, SEQ_TAG)}
+        if settings.partition_mode == "batch":
+            return _rerun(keys, tags, f"redrive:{run.run_id}")
         return [_rerun(chunk, tags, f"redrive:{run.run_id}:{chunk[0]}") for chunk in _stretches(keys, pending)]
 
     return stranded_versions_sensor

@@ -13,8 +13,9 @@ import sys
 import time
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mediasift.errors import StackNotReady
@@ -36,6 +37,9 @@ class StackState(StrEnum):
     STARTING = "starting"
     READY = "ready"
     DOWN = "down"
+
+
+PartitionMode = Literal["version", "batch"]
 
 
 class Settings(BaseSettings):
@@ -91,6 +95,14 @@ class Settings(BaseSettings):
     run_batch_size: int = 1
     """Object versions per run: 1 is a run per event; more groups new versions into ranged runs."""
     run_batch_max_wait_s: float = 10.0
+    partition_mode: PartitionMode = Field(
+        default="version", description="version: a Dagster partition per object version (buckets up to tens of "
+                                       "thousands of objects); batch: a partition per run, an inbox sequence range "
+                                       "of up to MEDIASIFT_RUN_BATCH_SIZE events (millions of objects)")
+    partition_retention_s: float = Field(
+        default=7 * 86400, description="how long the partition of a deleted or superseded version (batch mode: of "
+                                       "a batch whose every version is) stays in Dagster before the retention "
+                                       "sensor removes it")
     max_attempts: int = 3
     lease_seconds: int = 900
     reconcile_cron: str = "*/10 * * * *"
@@ -100,6 +112,13 @@ class Settings(BaseSettings):
     alert_webhook_url: str | None = Field(default=None, description="where each rule flag is POSTed, once per "
                                                                     "object version (an Idempotency-Key header)")
     alert_webhook_token: SecretStr | None = Field(default=None, description="sent as `Authorization: Bearer`")
+
+    @model_validator(mode="after")
+    def _batches_have_a_size(self) -> Settings:
+        if self.partition_mode == "batch" and self.run_batch_size <= 1:
+            raise ValueError("MEDIASIFT_PARTITION_MODE=batch makes a partition of each run's events: set "
+                             "MEDIASIFT_RUN_BATCH_SIZE above 1 (e.g. 500)")
+        return self
 
     @property
     def inbox_url(self) -> str:

@@ -27,6 +27,8 @@ def object_id(bucket: str, key: str) -> str:
 
 PARTITIONS = "object_versions"
 """The name of the Dagster dynamic partitions whose keys are version hashes."""
+BATCH_PARTITIONS = "object_batches"
+"""The name of the Dagster dynamic partitions whose keys are inbox sequence ranges (`mediasift.run.batches`)."""
 
 
 def version_hash(bucket: str, key: str, etag: str, version_id: str | None = None) -> str:

@@ -800,6 +800,29 @@ class Inbox:
                 select(func.count()).where(versions_table.c.state == State.PENDING.value)
             ).scalar_one()
 
+    @_empty_until_created(list)
+    def removed_between(self, since: float, before: float, limit: int) -> list[VersionRecord]:
+        """Versions gone (deleted or superseded) with their last change in [since, before), oldest first: what a
+        retention pass walks, `since` its cursor. The bound is inclusive, so versions finished in one instant
+        are never split across two passes (at worst one is looked at twice)."""
+        v = versions_table.c
+        query = (select(versions_table).where(v.state.in_([s.value for s in FINAL_STATES]))
+                 .where(v.updated_at >= since).where(v.updated_at < before).order_by(v.updated_at).limit(limit))
+        with self._read() as conn:
+            return [_version(r) for r in conn.execute(query).all()]
+
+    @_empty_until_created(dict)
+    def event_seqs(self, version_hashes: list[str]) -> dict[str, list[int]]:
+        """The sequence numbers of every stored event about each of these versions (which batches name them)."""
+        seqs: dict[str, list[int]] = {h: [] for h in version_hashes}
+        e = events_table.c
+        with self._read() as conn:
+            for i in range(0, len(version_hashes), 500):
+                chunk = version_hashes[i:i + 500]
+                for version_hash_, seq in conn.execute(select(e.version_hash, e.seq).where(e.version_hash.in_(chunk))):
+                    seqs[version_hash_].append(seq)
+        return seqs
+
     @contextmanager
     def lock(self, name: str, owner: str, ttl_seconds: float) -> Iterator[None]:
         """A named lock row with an expiry (so a crashed holder cannot block forever)."""

@@ -93,3 +93,19 @@ def test_an_instance_without_the_partition_limit_is_named():
     config["run_coordinator"]["config"]["tag_concurrency_limits"] = []
     with dg.instance_for_test(overrides=config) as instance:
         assert "one-run-per-partition" in partition_limit_missing(instance)
+
+
+def test_batch_mode_partitions_the_ingest_assets_by_batch_and_keeps_replays_per_version():
+    built = build_definitions(Settings(partition_mode="batch", run_batch_size=500))
+    graph = built.get_repository_def().asset_graph
+    for key in (SOURCE, *(dg.AssetKey(["mediasift", layer]) for layer in LAYERS)):
+        assert graph.get(key).partitions_def.name == "object_batches"
+    layer_checks = built.resolve_assets_def(SOURCE).check_specs
+    assert {spec.partitions_def.name for spec in layer_checks} == {"object_batches"}
+    assert graph.get(dg.AssetKey(["mediasift", "replayed_version"])).partitions_def.name == "object_versions"
+    assert built.resolve_assets_def(SOURCE).backfill_policy.max_partitions_per_run == 1, "a batch is a run already"
+
+
+def test_the_retention_sensor_runs_by_default():
+    sensor = defs.resolve_sensor_def("partition_retention_sensor")
+    assert sensor.default_status is dg.DefaultSensorStatus.RUNNING
