@@ -12,6 +12,7 @@ import polars as pl
 from assets.object_version import build_object_version
 from dagster_project.definitions import retry_policy
 from dagster_project.jobs import build_ingest_job
+from dagster_project.partitions import ingest_partitions
 from dagster_project.sensors import build_inbox_sensor
 from mediasift.analysis.objects import OBJECTS
 from mediasift.config import Settings
@@ -77,8 +78,8 @@ def pipeline_resources(settings: Settings, bucket: str, work_dir, **overrides) -
 
 
 @cache
-def object_version(max_attempts: int = 3) -> dg.AssetsDefinition:
-    return build_object_version(retry_policy(max_attempts))
+def object_version(max_attempts: int = 3, partition_mode: str = "version") -> dg.AssetsDefinition:
+    return build_object_version(retry_policy(max_attempts), ingest_partitions(partition_mode))
 
 
 def ingest_job():
@@ -98,7 +99,8 @@ def tick(instance, resources, cursor: str | None, batch: int = 1) -> dg.SensorRe
 
 def run(instance, resources, request: dg.RunRequest, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
     """Execute a run request in-process: one partition, or a partition range (a batch run)."""
-    asset = object_version(resources["settings"].values["max_attempts"])
+    settings = resources["settings"].values
+    asset = object_version(settings["max_attempts"], settings.get("partition_mode", "version"))
     return dg.materialize([asset], partition_key=request.partition_key, tags=request.tags,
                           resources=resources, instance=instance, raise_on_error=raise_on_error)
 

@@ -14,6 +14,7 @@ from mediasift.extraction.models import models_for
 from mediasift.inbox import Inbox, State
 from mediasift.local.stack import DagsterMode, Stack
 from mediasift.query.search import Searcher
+from mediasift.run.batches import batch_range
 from mediasift.store.lance import LanceIndex
 from mediasift.store.s3 import ObjectStore
 from tests.helpers import pdf_bytes, wait_for
@@ -76,46 +77,89 @@ def materialized_after(instance: dg.DagsterInstance, key: dg.AssetKey, storage_i
                                            limit=1000).records
 
 
+def ingest_reports(stack: Stack) -> tuple[DagsterUI, Inbox, dg.DagsterInstance, int]:
+    """The reports uploaded and indexed through the whole event path, every ingest run ended; returns the storage
+    id after which a materialization is the backfill's."""
+    ui = DagsterUI(stack.dagster_url)
+    ui.stop_sensor("analysis_sensor")  # its refresh runs would only compete with the ingest runs for the CPU
+    bucket = stack.settings.bucket
+    client = ObjectStore.from_settings(stack.settings).client
+    for key, city in REPORTS.items():
+        client.put_object(Bucket=bucket, Key=key, Body=pdf_bytes(f"The harbour inspection report from {city}."))
+    inbox = Inbox(stack.settings.inbox_url)
+    wait_for(lambda: all([v.state for v in inbox.versions_of(bucket, key)] == [State.DONE] for key in REPORTS),
+             600, "every report to be indexed", interval=1)
+    instance = dg.DagsterInstance.from_config(str(stack.dagster_home))
+    wait_for(lambda: ui.runs_in_flight() == 0 and len(instance.get_materialized_partitions(SOURCE)) == len(
+        instance.get_dynamic_partitions(partitions_of(stack))), 120, "the ingest runs to end", interval=1)
+    mark = max(r.storage_id for key in (SOURCE, PAGES) for r in materialized_after(instance, key, 0))
+    return ui, inbox, instance, mark
+
+
+def partitions_of(stack: Stack) -> str:
+    return "object_batches" if stack.settings.partition_mode == "batch" else "object_versions"
+
+
+def backfill(ui: DagsterUI, instance: dg.DagsterInstance, chosen: list[str]) -> set[str]:
+    """Launch it, wait for its end; it and every run of it succeeded. Returns its runs."""
+    backfill_id = ui.launch_backfill(chosen)
+    status = wait_for(lambda: (s := ui.backfill_status(backfill_id)) in ENDED and s, 600,
+                      f"backfill {backfill_id} to end", interval=1)
+    assert status == "COMPLETED_SUCCESS"
+    runs = instance.get_runs(dg.RunsFilter(tags={BACKFILL_ID_TAG: backfill_id}))
+    assert runs and {r.status for r in runs} == {dg.DagsterRunStatus.SUCCESS}, \
+        "the backfill's status counts materialized partitions; its runs must have succeeded too"
+    return {r.run_id for r in runs}
+
+
+def assert_indexed_once(stack: Stack, keys: list[str]) -> None:
+    searcher = Searcher(LanceIndex(stack.settings.lance_location), models_for(stack.settings))
+    for key in keys:
+        hits = searcher.search(f"harbour inspection report from {REPORTS[key]}", k=20)
+        places = Counter((h.key, h.layer, h.page, h.text) for h in hits)
+        assert max(places.values()) == 1, f"a row is in the index twice: {places}"
+        assert [h.layer for h in hits if h.key == key].count("pages") == 1, hits
+
+
 @pytest.mark.slow
 def test_a_backfill_launched_through_graphql_rematerialises_exactly_the_chosen_partitions(tmp_path):
     with Stack(Settings(home=tmp_path / "home"), DagsterMode.DEV) as stack:
-        ui = DagsterUI(stack.dagster_url)
-        ui.stop_sensor("analysis_sensor")  # its refresh runs would only compete with the ingest runs for the CPU
+        ui, inbox, instance, mark = ingest_reports(stack)
         bucket = stack.settings.bucket
-        client = ObjectStore.from_settings(stack.settings).client
-        for key, city in REPORTS.items():
-            client.put_object(Bucket=bucket, Key=key, Body=pdf_bytes(f"The harbour inspection report from {city}."))
-        inbox = Inbox(stack.settings.inbox_url)
-        wait_for(lambda: all([v.state for v in inbox.versions_of(bucket, key)] == [State.DONE] for key in REPORTS),
-                 600, "every report to be indexed", interval=1)
         hashes = {key: inbox.versions_of(bucket, key)[0].version_hash for key in REPORTS}
-        instance = dg.DagsterInstance.from_config(str(stack.dagster_home))
-        wait_for(lambda: ui.runs_in_flight() == 0 and instance.get_materialized_partitions(SOURCE) >= set(
-            hashes.values()), 120, "the ingest runs to end", interval=1)
-        mark = max(r.storage_id for key in (SOURCE, PAGES) for r in materialized_after(instance, key, 0))
-
         order = instance.get_dynamic_partitions("object_versions")
         assert sorted(order) == sorted(hashes.values())
         chosen = [order[0], order[2]]  # not neighbours: a run over the range between them would take the third
-        backfill_id = ui.launch_backfill(chosen)
-        status = wait_for(lambda: (s := ui.backfill_status(backfill_id)) in ENDED and s, 600,
-                          f"backfill {backfill_id} to end", interval=1)
+        backfill_runs = backfill(ui, instance, chosen)
 
-        assert status == "COMPLETED_SUCCESS"
-        runs = instance.get_runs(dg.RunsFilter(tags={BACKFILL_ID_TAG: backfill_id}))
-        assert runs and {r.status for r in runs} == {dg.DagsterRunStatus.SUCCESS}, \
-            "the backfill's status counts materialized partitions; its runs must have succeeded too"
-        backfill_runs = {r.run_id for r in runs}
         for key in (SOURCE, PAGES):
             again = materialized_after(instance, key, mark)
             assert sorted(r.partition_key for r in again) == sorted(chosen), f"{key.to_user_string()}: once each"
             assert {r.run_id for r in again} <= backfill_runs, "every new materialization came from the backfill"
         assert [v.state for key in REPORTS for v in inbox.versions_of(bucket, key)] == [State.DONE] * 3
+        assert_indexed_once(stack, [key for key, version_hash in hashes.items() if version_hash in chosen])
+        inbox.close()
 
-        searcher = Searcher(LanceIndex(stack.settings.lance_location), models_for(stack.settings))
-        for key in (key for key, version_hash in hashes.items() if version_hash in chosen):
-            hits = searcher.search(f"harbour inspection report from {REPORTS[key]}", k=20)
-            places = Counter((h.key, h.layer, h.page, h.text) for h in hits)
-            assert max(places.values()) == 1, f"a row is in the index twice: {places}"
-            assert [h.layer for h in hits if h.key == key].count("pages") == 1, hits
+
+@pytest.mark.slow
+def test_a_backfill_of_a_batch_partition_reextracts_exactly_the_versions_of_its_events(tmp_path):
+    with Stack(Settings(home=tmp_path / "home", partition_mode="batch", run_batch_size=2), DagsterMode.DEV) as stack:
+        ui, inbox, instance, mark = ingest_reports(stack)
+        bucket = stack.settings.bucket
+        batches = instance.get_dynamic_partitions("object_batches")
+        assert 2 <= len(batches) <= 3 and not instance.get_dynamic_partitions("object_versions")
+        chosen = batches[0]
+        first, last = batch_range(chosen)
+        in_batch = {e.key for e in inbox.events_after(first - 1, last - first + 1) if e.seq <= last}
+        attempts = {key: inbox.versions_of(bucket, key)[0].attempts for key in REPORTS}
+        backfill_runs = backfill(ui, instance, [chosen])
+
+        for key in (SOURCE, PAGES):
+            again = materialized_after(instance, key, mark)
+            assert [r.partition_key for r in again] == [chosen], f"{key.to_user_string()}: the batch, once"
+            assert {r.run_id for r in again} <= backfill_runs
+        tried = {key for key in REPORTS if inbox.versions_of(bucket, key)[0].attempts > attempts[key]}
+        assert tried == in_batch, "exactly the versions of the batch's events were extracted again"
+        assert [v.state for key in REPORTS for v in inbox.versions_of(bucket, key)] == [State.DONE] * 3
+        assert_indexed_once(stack, sorted(REPORTS))
         inbox.close()
