@@ -5,15 +5,18 @@ check).
 
 Between the stages: the sensor's wait for its tick (inbox → run created), the queued run coordinator's
 dequeue (→ launched), the run worker process starting, importing Dagster and loading the code location
-(→ started), and the run's own work on the object (→ materialized).
+(→ started), and the run's own work on the object (→ materialized). The stack's warm run workers (runs
+forked from a forkserver that imported the code location once, dagster_project/code_server.py) are measured
+beside Dagster's default, a fresh interpreter spawned per run, on the same machine in the same run.
 
-    python bench/latency.py [--samples N] [--json]
+    python bench/latency.py [--samples N] [--no-baseline] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import tempfile
 import time
@@ -85,16 +88,19 @@ class Measurement:
     """Seconds between consecutive inbox sensor ticks, over the stack's life."""
 
 
-def measure_pipeline(samples: int) -> Measurement:
+def measure_pipeline(samples: int, warm: bool = True) -> Measurement:
+    """Objects put at random phases of the daemon's sensor loop, so two measurements' sensor waits compare."""
     with tempfile.TemporaryDirectory() as home:
         settings = Settings(home=Path(home))
-        with Stack(settings, DagsterMode.DAEMON) as stack:
+        stack = Stack(settings, DagsterMode.DAEMON)
+        stack.warm_run_workers = warm
+        with stack:
             instance = dg.DagsterInstance.from_config(str(stack.dagster_home))
             inbox = Inbox(stack.settings.inbox_url)
             results = []
             for n in range(samples):
                 results.append(_one(stack, instance, inbox, n))
-                time.sleep(1)
+                time.sleep(random.uniform(1, 1 + MIN_INTERVAL_LOOP_TIME))
             return Measurement(results, _sensor_tick_spacings(instance))
 
 
@@ -111,12 +117,18 @@ def _sensor_tick_spacings(instance: dg.DagsterInstance) -> list[float]:
 
 
 def report(results: list[dict[str, float]], interval: int, console: Console | None = None,
-           sensor_tick_spacings: list[float] | None = None) -> None:
-    table = Table("from put_object to", "median s", "max s", title=f"pipeline latency, {len(results)} objects, "
-                  f"sensor interval {interval} s, daemon loop {MIN_INTERVAL_LOOP_TIME} s")
+           sensor_tick_spacings: list[float] | None = None, baseline: list[dict[str, float]] | None = None) -> None:
+    """Medians and maxima per stage; with `baseline` (spawned run processes) its medians beside, and the ratio."""
+    columns = ["median s", "max s", *(["spawned runs: median s", "ratio"] if baseline else [])]
+    table = Table("from put_object to", *columns, title=f"pipeline latency, {len(results)} objects, "
+                  f"sensor interval {interval} s, daemon loop {MIN_INTERVAL_LOOP_TIME} s, warm run workers")
     for stage in STAGES:
         values = [r[stage] for r in results]
-        table.add_row(stage, f"{statistics.median(values):.2f}", f"{max(values):.2f}")
+        row = [f"{statistics.median(values):.2f}", f"{max(values):.2f}"]
+        if baseline:
+            spawned = statistics.median(r[stage] for r in baseline)
+            row += [f"{spawned:.2f}", f"{statistics.median(values) / spawned:.2f}"]
+        table.add_row(stage, *row)
     if sensor_tick_spacings:
         table.rows[-1].end_section = True
         table.add_row(f"sensor tick to next tick (×{len(sensor_tick_spacings)})",
@@ -127,13 +139,16 @@ def report(results: list[dict[str, float]], interval: int, console: Console | No
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=3)
+    parser.add_argument("--no-baseline", action="store_true", help="skip the spawned-run baseline")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    baseline = None if args.no_baseline else measure_pipeline(args.samples, warm=False)
     measured = measure_pipeline(args.samples)
     if args.json:
-        print(json.dumps(asdict(measured), indent=2))
+        print(json.dumps({"warm": asdict(measured), "spawned": baseline and asdict(baseline)}, indent=2))
     else:
-        report(measured.latencies, Settings().sensor_interval_s, Console(), measured.sensor_tick_spacings)
+        report(measured.latencies, Settings().sensor_interval_s, Console(), measured.sensor_tick_spacings,
+               baseline and baseline.latencies)
 
 
 if __name__ == "__main__":

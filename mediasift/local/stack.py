@@ -30,6 +30,7 @@ from mediasift.store.s3 import ObjectStore
 INSTANCE_YAML = files("dagster_project") / "dagster.yaml"
 """The instance settings every deployment uses (the one-run-per-version limit among them)."""
 CODE_LOCATION = "dagster_project.definitions"
+WARM_CODE_SERVER = "dagster_project.code_server"
 
 
 PLANNED_SUBSET_ENV = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
@@ -59,6 +60,9 @@ class Stack:
     """Dagster's SQLite storages as dagster_project/storage.py tunes them (the event log's databases kept
     open, the run and schedule schemas checked once per process), in Dagster's default places; bench/burst.py
     turns it off for its baseline."""
+    warm_run_workers = True
+    """Runs forked from a forkserver that imported the code location once (dagster_project/code_server.py),
+    not spawned afresh; bench/latency.py turns it off for its baseline."""
 
     def __init__(self, settings: Settings, dagster: DagsterMode = DagsterMode.DEV):
         self.settings = settings.model_copy()
@@ -135,12 +139,13 @@ class Stack:
             instance.update(tuned_sqlite_storage(self.dagster_home))
         (self.dagster_home / "dagster.yaml").write_text(yaml.safe_dump(instance, sort_keys=False))
         bin_dir = Path(sys.executable).parent
+        workspace = str(self._start_code_server(bin_dir))
         if self.dagster_mode is DagsterMode.DEV:
             port = free_port()
-            argv = [str(bin_dir / "dagster"), "dev", "-m", CODE_LOCATION, "-h", LOOPBACK, "-p", str(port)]
+            argv = [str(bin_dir / "dagster"), "dev", "-w", workspace, "-h", LOOPBACK, "-p", str(port)]
             self.dagster_url = f"http://{LOOPBACK}:{port}"
         else:
-            argv = [str(bin_dir / "dagster-daemon"), "run", "-w", str(self._start_code_server(bin_dir))]
+            argv = [str(bin_dir / "dagster-daemon"), "run", "-w", workspace]
         self.dagster = start_group(argv, cwd=self.dagster_home, log_path=self.dagster_home / "dagster.log",
                                    env=self.child_env())
         if self.dagster_url:
@@ -148,13 +153,14 @@ class Stack:
                        timeout=120, what=f"Dagster UI on {self.dagster_url}", process=self.dagster, interval=0.5)
 
     def _start_code_server(self, bin_dir: Path) -> Path:
-        """A code server that lives as long as the stack; returns the workspace file that points at it.
-        (Given `-m`, the daemon manages its own code server and replaces it every 60 s, and each new one
-        imports the whole code location again: seconds of CPU that a burst's extraction needs.) `dagster
-        dev` already keeps its code servers."""
+        """A code server that lives as long as the stack, shared by the daemon and (`dagster dev`) the UI;
+        returns the workspace file that points at it. (Given `-m`, the daemon manages its own code server
+        and replaces it every 60 s, and each new one imports the whole code location again: seconds of CPU
+        that a burst's extraction needs.) With `warm_run_workers`, its runs fork from a warm forkserver."""
         port = free_port()
-        argv = [str(bin_dir / "dagster"), "api", "grpc", "-m", CODE_LOCATION, "-h", LOOPBACK,
-                "-p", str(port), "--location-name", CODE_LOCATION]
+        server = ([sys.executable, "-m", WARM_CODE_SERVER] if self.warm_run_workers
+                  else [str(bin_dir / "dagster"), "api", "grpc"])
+        argv = [*server, "-m", CODE_LOCATION, "-h", LOOPBACK, "-p", str(port), "--location-name", CODE_LOCATION]
         self.code_server = start_group(argv, cwd=self.dagster_home, log_path=self.dagster_home / "code-server.log",
                                        env=self.child_env())
         wait_until(lambda: accepts(port), timeout=120, what=f"Dagster code server on {LOOPBACK}:{port}",

@@ -2,6 +2,7 @@
 
 import json
 import os
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -16,6 +17,15 @@ from mediasift.store.s3 import ObjectStore
 from tests.helpers import wait_for
 
 SOURCE = dg.AssetKey(["mediasift", "source_object"])
+
+
+def warm_forkserver(code_server_pid: int) -> bool:
+    """The code server's child that multiprocessing runs as its forkserver, with the code location preloaded."""
+    for child in Path(f"/proc/{code_server_pid}/task/{code_server_pid}/children").read_text().split():
+        argv = Path(f"/proc/{child}/cmdline").read_bytes().decode().split("\0")
+        if any("multiprocessing.forkserver" in arg and "dagster_project.definitions" in arg for arg in argv):
+            return True
+    return False
 
 
 @pytest.mark.slow
@@ -60,6 +70,7 @@ def test_uploads_overwrite_and_delete_end_as_the_right_partitions(tmp_path, monk
                                                   for r in runs)}
         workspace = json.loads((stack.dagster_home / "workspace.yaml").read_text())["load_from"][0]["grpc_server"]
         assert served_by == {("127.0.0.1", workspace["port"])}, "runs launched by the stack's own code server"
+        assert warm_forkserver(stack.code_server.pid), "its runs fork from a forkserver holding the code location"
         code_server = stack.code_server.pid
         (sensor,) = [s for s in instance.all_instigator_state() if s.name == "inbox_sensor"]
 
