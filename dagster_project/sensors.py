@@ -93,7 +93,7 @@ def _batched(context: dg.SensorEvaluationContext, inbox: Inbox, cursor: int, eve
         for chunk in chunks
     ]
     return dg.SensorResult(
-        dynamic_partitions_requests=[object_versions.build_add_request(new + sorted(known))] if events else [],
+        dynamic_partitions_requests=[object_versions.build_add_request(new + sorted(known))],
         run_requests=ranged + [_single(e) for e in events if e.version_hash in known],
         cursor=str(last),
     )
