@@ -7,11 +7,14 @@ One embedded stack (SeaweedFS webhook → receiver → inbox → Dagster daemon 
 from `--uploaders` threads as fast as the store takes them; the benchmark then waits until every version
 is settled. It prints the time to drain, objects/min, the peak inbox depth (versions waiting for a run)
 and the dead-letter queue, then counts: lost (uploaded, never done nor dead-lettered: must be 0) and
-processed twice (a version with more than one `source_object` materialization: must be 0). The
+processed twice (a version with more than one `source_object` materialization, or in a batch partition
+materialized more than once: must be 0). The
 orchestration CPU per object is the CPU of the Dagster run processes, daemon and code server (from
 /proc, this benchmark's own process tree only) divided by the objects: the work Dagster adds around
-extraction, which the actors do. A baseline burst runs first beside it on Dagster's stock SQLite storage
-(`--baseline-objects`, 0 to skip); the ratio of the two is the one to read, as both ran on this machine.
+extraction, which the actors do. A baseline burst runs first beside it with Dagster's stock SQLite storage and
+its stock run processes, spawned afresh per run (`--baseline-objects`, 0 to skip); the ratio of the two is the
+one to read, as both ran on this machine. `--partition-mode batch` runs the measured burst with a partition
+per batch (`MEDIASIFT_PARTITION_MODE`), the baseline always with a partition per version.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from mediasift.identity import version_hash
 from mediasift.inbox import Inbox, State
 from mediasift.local.samples import scene_image, write_text_pdf
 from mediasift.local.stack import DagsterMode, Stack
+from mediasift.run.batches import batch_work
 from mediasift.store.s3 import ObjectStore
 
 ORCHESTRATION = ("Dagster run processes", "Dagster daemon + code server")
@@ -100,11 +104,12 @@ def source_materializations(dagster_home: Path) -> tuple[Counter[str], Counter[s
         cursor = page.cursor
 
 
-def burst(objects: list[Path], home: Path, batch_size: int, actors: int, uploaders: int, stock: bool) -> dict:
+def burst(objects: list[Path], home: Path, batch_size: int, actors: int, uploaders: int, stock: bool,
+          partition_mode: str = "version") -> dict:
     settings = Settings(home=home, ray="local", run_batch_size=batch_size, run_batch_max_wait_s=5.0,
-                        ray_actors=actors)
+                        ray_actors=actors, partition_mode=partition_mode)
     stack = Stack(settings, DagsterMode.DAEMON)
-    stack.tuned_sqlite_storage = not stock
+    stack.tuned_sqlite_storage = stack.warm_run_workers = not stock
     with stack:
         storage = ObjectStore.from_settings(stack.settings)
         bucket = stack.settings.bucket
@@ -119,10 +124,14 @@ def burst(objects: list[Path], home: Path, batch_size: int, actors: int, uploade
         hashes = {version_hash(bucket, key, etag) for key, etag in uploaded.items()}
         records = inbox.versions(sorted(hashes))
         materialized, runs = source_materializations(stack.dagster_home)
+        if partition_mode == "batch":
+            materialized = Counter({h: count for key, count in materialized.items()
+                                    for h in batch_work(inbox, [key]).versions})
     cpu_s = cpu.totals()
     orchestration = sum(cpu_s.get(role, 0.0) for role in ORCHESTRATION)
     return {
-        "mode": "Dagster's stock SQLite storage" if stock else "mediasift (tuned SQLite storage)",
+        "mode": "Dagster's stock storage and run processes" if stock else
+                f"mediasift (tuned storage, warm runs, a partition per {partition_mode})",
         "objects": len(objects),
         "uploads_s": round(uploads_s, 1),
         "drain_s": round(drain_s, 1),
@@ -173,6 +182,8 @@ def main() -> None:
     parser.add_argument("--uploaders", type=int, default=8, help="concurrent upload threads")
     parser.add_argument("--baseline-objects", type=int, default=1000,
                         help="objects for the baseline burst on Dagster's stock SQLite storage (0: skip)")
+    parser.add_argument("--partition-mode", choices=("version", "batch"), default="version",
+                        help="a Dagster partition per object version, or per batch, for the measured burst")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:
@@ -180,7 +191,7 @@ def main() -> None:
         results = [burst(objects[: args.baseline_objects], Path(tmp) / "stock", args.batch_size, args.actors,
                          args.uploaders, stock=True)] if args.baseline_objects else []
         results.append(burst(objects[: args.objects], Path(tmp) / "mediasift", args.batch_size, args.actors,
-                             args.uploaders, stock=False))
+                             args.uploaders, stock=False, partition_mode=args.partition_mode))
         if args.json:
             print(json.dumps(results, indent=2))
         else:

@@ -78,10 +78,12 @@ def _kind_for(i: int, count: int) -> str:
 
 
 class CpuByRole:
-    """CPU seconds used by each kind of process while the block runs, sampled from /proc."""
+    """CPU seconds used by each kind of process while the block runs, sampled from /proc. Runs forked from the
+    stack's warm forkserver carry its command line, so they and it count as run processes."""
 
     ROLES = (("ray::", "Ray workers (extraction actors)"), ("multiprocessing.spawn", "Dagster run processes"),
-             ("dagster", "Dagster daemon + code server"), ("weed", "SeaweedFS"), ("ray", "Ray head"),
+             ("multiprocessing.forkserver", "Dagster run processes"), ("dagster", "Dagster daemon + code server"),
+             ("weed", "SeaweedFS"), ("ray", "Ray head"),
              ("bench/", "receiver + this benchmark"))
 
     def __init__(self) -> None:

@@ -23,9 +23,13 @@ generated once in ~/.ray/auth_token and read by both sides)."""
 
 
 RAY_CLI = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+           "from ray._private.authentication.authentication_token_setup import ensure_token_if_auth_enabled; "
+           "ensure_token_if_auth_enabled(); "
            "from ray.scripts.scripts import main; sys.argv[0] = 'ray'; sys.exit(main())")
 """`ray` itself, with Ctrl-C's handler in place even when started from a shell that ignores SIGINT (as
-background jobs of a non-interactive shell do): `stop` relies on it."""
+background jobs of a non-interactive shell do): `stop` relies on it. It makes the token first where there is
+none yet, as `ray.init()` does for a new local cluster (`ray start` only refuses: on a fresh machine the
+head would not start)."""
 
 
 class LocalRayHead:

@@ -42,3 +42,14 @@ def _gone(pid: int, within: float = 5.0) -> bool:
             return False
         time.sleep(0.1)
     return True
+
+
+def test_the_head_starts_on_a_machine_with_no_ray_token_yet(tmp_path, monkeypatch):
+    """`ray start` refuses to start a token-auth head without a token; a fresh machine has none."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    head = LocalRayHead(tmp_path, num_cpus=1).start()
+    try:
+        assert (tmp_path / "home" / ".ray" / "auth_token").stat().st_size > 0
+    finally:
+        head.stop()
+    assert head.stopped_by == "SIGINT"
