@@ -1,11 +1,11 @@
 """The stack's Dagster code server, with warm run workers.
 
 Dagster's code server starts every run in a fresh interpreter (multiprocessing "spawn"), which imports Dagster
-and loads the code location again before the run's first object: seconds of CPU per run, and most of the
-time from `put_object` to materialized for a single object (bench/latency.py). Here a forkserver imports the
+and loads the code location again before the run's first object: seconds of CPU per run, and about 2 s of
+the time from `put_object` to materialized on two cores (bench/latency.py). Here a forkserver imports the
 code location once, when the code server starts, and each run is a fork of it: the same `start_run_in_
-subprocess` Dagster would run, in a process that has everything imported already. The forkserver is single
-threaded and holds no connection (it only imports), so a fork of it is as clean as a spawn.
+subprocess` Dagster would run, in a process that has everything imported already. The forkserver only imports
+(it opens no connection, starts no run), so a fork of it is as clean as a spawn.
 
     python -m dagster_project.code_server [the arguments of `dagster api grpc`]
 """
@@ -17,8 +17,12 @@ import sys
 from dagster._cli import main as dagster_main
 from dagster._grpc import server
 
-PRELOAD = ["dagster_project.definitions"]
-"""Imported by the forkserver: the code location and, through it, Dagster and mediasift's run path."""
+PRELOAD = ["dagster_project.definitions", "ray"]
+"""Imported by the forkserver: the code location (and, through it, Dagster and mediasift's run path), and Ray,
+which the run path imports only when it first needs it (so the receiver and the CLI stay light). Not LanceDB
+(about 0.9 s of each run) nor polars: importing them starts threads of their own (LanceDB's background event
+loop, polars' thread pool) that a fork would not carry into the run, which LanceDB and polars warn against.
+The threads the code location's imports do start are the allocator's and BLAS's, which handle fork."""
 
 
 class WarmRunsApiServer(server.DagsterApiServer):
