@@ -79,9 +79,11 @@ def _kind_for(i: int, count: int) -> str:
 
 class CpuByRole:
     """CPU seconds used by each kind of process while the block runs, sampled from /proc. Runs forked from the
-    stack's warm forkserver carry its command line, so they and it count as run processes."""
+    stack's warm forkserver carry its command line, so they and it count as run processes; a Ray worker is one
+    before it names itself `ray::…`."""
 
-    ROLES = (("ray::", "Ray workers (extraction actors)"), ("multiprocessing.spawn", "Dagster run processes"),
+    ROLES = (("ray::", "Ray workers (extraction actors)"), ("default_worker.py", "Ray workers (extraction actors)"),
+             ("multiprocessing.spawn", "Dagster run processes"),
              ("multiprocessing.forkserver", "Dagster run processes"), ("dagster", "Dagster daemon + code server"),
              ("weed", "SeaweedFS"), ("ray", "Ray head"),
              ("bench/", "receiver + this benchmark"))
