@@ -2,7 +2,7 @@
 extraction on warm Ray actors.
 
     python bench/throughput.py [--objects 200] [--batch-size 100] [--sensor-interval 1] [--actors 2]
-                               [--skip-per-object] [--json]
+                               [--skip-per-object] [--partition-mode version|batch] [--json]
 
 Each pipeline mode runs on its own embedded stack (SeaweedFS webhook → receiver → inbox → Dagster daemon
 → runs) with a local Ray head, from the first upload to the last object `done`. Pure extraction is the
@@ -146,10 +146,10 @@ class CpuByRole:
         return {role: round(seconds, 1) for role, seconds in used.most_common() if seconds >= 0.5}
 
 
-def pipeline(objects: list[Path], batch_size: int, home: Path, pure: bool, sensor_interval: int, actors: int
-             ) -> dict:
+def pipeline(objects: list[Path], batch_size: int, home: Path, pure: bool, sensor_interval: int, actors: int,
+             partition_mode: str = "version") -> dict:
     settings = Settings(home=home, ray="local", run_batch_size=batch_size, run_batch_max_wait_s=5.0,
-                        sensor_interval_s=sensor_interval, ray_actors=actors)
+                        sensor_interval_s=sensor_interval, ray_actors=actors, partition_mode=partition_mode)
     with Stack(settings, DagsterMode.DAEMON) as stack:
         storage = ObjectStore.from_settings(stack.settings)
         bucket = stack.settings.bucket
@@ -264,16 +264,19 @@ def main() -> None:
     parser.add_argument("--sensor-interval", type=int, default=Settings().sensor_interval_s)
     parser.add_argument("--actors", type=int, default=Settings().ray_actors, help="Ray extraction actors")
     parser.add_argument("--skip-per-object", action="store_true", help="skip the slow run-per-object mode")
+    parser.add_argument("--partition-mode", choices=("version", "batch"), default="version",
+                        help="the batched runs' Dagster partitions: one per object version, or one per batch")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         objects = make_objects(Path(tmp) / "objects", args.objects)
         batched = pipeline(objects, args.batch_size, Path(tmp) / "batched", pure=True,
-                           sensor_interval=args.sensor_interval, actors=args.actors)
+                           sensor_interval=args.sensor_interval, actors=args.actors, partition_mode=args.partition_mode)
         rows = [
             {"mode": "pure extraction (warm actors)", "objects": len(objects), "seconds": batched["pure"]["seconds"],
              "cpu_s": batched["pure"]["cpu_s"]},
-            {"mode": f"batched runs (≤{args.batch_size} per run)", "objects": batched["done"],
+            {"mode": f"batched runs (≤{args.batch_size} per run, a partition per {args.partition_mode})",
+             "objects": batched["done"],
              "runs": batched["runs"], "seconds": batched["end_to_end_s"], "cpu_s": batched["cpu_s"],
              "timeline_s": batched["timeline_s"]},
         ]
