@@ -13,16 +13,20 @@ subprocess` Dagster would run, in a process that has everything imported already
 import multiprocessing
 import multiprocessing.forkserver
 import sys
+import warnings
 
 from dagster._cli import main as dagster_main
 from dagster._grpc import server
 
-PRELOAD = ["dagster_project.definitions", "ray"]
-"""Imported by the forkserver: the code location (and, through it, Dagster and mediasift's run path), and Ray,
-which the run path imports only when it first needs it (so the receiver and the CLI stay light). Not LanceDB
-(about 0.9 s of each run) nor polars: importing them starts threads of their own (LanceDB's background event
-loop, polars' thread pool) that a fork would not carry into the run, which LanceDB and polars warn against.
-The threads the code location's imports do start are the allocator's and BLAS's, which handle fork."""
+PRELOAD = ["dagster_project.code_server", "dagster_project.definitions", "lancedb", "ray"]
+"""Imported by the forkserver: this module (for the warning filter below), the code location (and, through it,
+Dagster and mediasift's run path), and the libraries the run path imports only when it first needs them, so
+the receiver and the CLI stay light: LanceDB alone was two thirds of a 100-object batch run's CPU in its
+first minute (py-spy). LanceDB resets its event loop and runtime in a forked child (and advises a forkserver,
+whose parent never uses it, as here). Not polars: its thread pool starts at import and is not reset on fork."""
+warnings.filterwarnings("ignore", message="lancedb fork support is experimental", category=RuntimeWarning)
+"""LanceDB warns in every forked child that state mid-operation at the fork may deadlock; the forkserver only
+ever imported it."""
 
 
 class WarmRunsApiServer(server.DagsterApiServer):
