@@ -4,6 +4,7 @@ import time
 
 import pytest
 from sqlalchemy import event as sa_event
+from sqlalchemy.exc import DBAPIError
 
 from mediasift.errors import InboxUnavailable
 from mediasift.inbox import Inbox
@@ -45,12 +46,17 @@ def test_concurrent_requests_each_get_their_own_result(inbox):
     assert writer.backlog == 81
 
 
-def test_one_failing_request_does_not_fail_its_group(inbox, caplog):
-    def poison(conn, cursor, statement, params, context, executemany):
-        if "poison" in str(params):
-            raise RuntimeError("constraint violated")
+def refuse_inserts(inbox: Inbox, message: str, key: str | None = None) -> None:
+    """Make SQLite refuse an event's INSERT (of `key`, or any) with `message`. A trigger: the inbox appends
+    through the driver's own cursor, below SQLAlchemy's execution events."""
+    when = f"WHEN NEW.key = '{key}' " if key else ""
+    with inbox.engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE TRIGGER refuse BEFORE INSERT ON events {when}"
+                             f"BEGIN SELECT RAISE(ABORT, '{message}'); END")
 
-    sa_event.listen(inbox.engine, "before_cursor_execute", poison)
+
+def test_one_failing_request_does_not_fail_its_group(inbox, caplog):
+    refuse_inserts(inbox, "constraint violated", key="poison")
     writer = GroupCommitter(inbox)
     with inbox._write_lock:  # hold the writer on its first request so the next three queue up as one group
         blocker = writer.submit([created("blocker")])
@@ -59,7 +65,7 @@ def test_one_failing_request_does_not_fail_its_group(inbox, caplog):
     assert blocker.result(timeout=10).inserted == 1
     assert before.result(timeout=10).inserted == 1
     assert after.result(timeout=10).inserted == 1
-    with pytest.raises(RuntimeError, match="constraint violated"):
+    with pytest.raises(DBAPIError, match="constraint violated"):
         bad.result(timeout=10)
     writer.close()
     assert sorted(e.key for e in inbox.events_after(0, 10)) == ["after", "before", "blocker"]
@@ -81,18 +87,14 @@ def test_requests_from_an_event_loop_are_answered_each_with_its_own_result(inbox
 
 def test_a_failed_commit_reaches_the_awaiting_request(inbox):
     writer = GroupCommitter(inbox)
-    sa_event.listen(inbox.engine, "before_cursor_execute", _refuse)
+    refuse_inserts(inbox, "database is gone")
 
     async def post():
         return await writer.commit([created("a")])
 
-    with pytest.raises(RuntimeError, match="database is gone"):
+    with pytest.raises(DBAPIError, match="database is gone"):
         asyncio.run(post())
     writer.close()
-
-
-def _refuse(conn, cursor, statement, params, context, executemany):
-    raise RuntimeError("database is gone")
 
 
 def test_requests_after_close_are_refused_as_unavailable(inbox):
