@@ -3,7 +3,7 @@
     python bench/receiver.py [--events N] [--concurrency C] [--backend sqlite|postgres|both] [--batch B]
                              [--rounds R] [--latency-samples S] [--json]
 
-Per backend, three ASGI apps are served one after another the same way (`ReceiverServer`: uvicorn with
+Per backend, these ASGI apps are served one after another the same way (`ReceiverServer`: uvicorn with
 httptools and uvloop, one process, a free loopback port) and driven by the same load generator (a separate
 process, C keep-alive HTTP/1.1 connections over raw asyncio sockets, each sending its next POST when the last
 is answered):
@@ -14,7 +14,10 @@ is answered):
 - receiver, no fsync wait: the same, with its inbox's commits not waiting for the disk (SQLite
   `synchronous=NORMAL`, Postgres `synchronous_commit=off`): a what-if, not a mode mediasift offers, to show
   how much of the gap to the ceiling is the disk. Such a commit survives the receiver crashing but not the
-  machine losing power, so an answered event could be lost (the reconcile sweep would find it again).
+  machine losing power, so an answered event could be lost (the reconcile sweep would find it again);
+- receiver, no inbox: the real app in front of an inbox that stores nothing (every event new): a what-if, to
+  show how much of the gap is the receiver's own work (auth, parsing, group commit, answering) rather than
+  the inbox's.
 
 Before the runs, the cost of one small commit on the backend's disk is measured: with C connections and one
 request in flight on each, a group holds at most C requests, so C / (that cost) bounds any receiver that
@@ -54,7 +57,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mediasift.config import Settings
-from mediasift.inbox import Inbox, events_table, locks_table
+from mediasift.inbox import AppendResult, Inbox, events_table, locks_table
 from mediasift.intake.events import Source
 from mediasift.intake.parsers import parse_notification
 from mediasift.intake.receiver import ReceiverServer, create_app
@@ -66,7 +69,8 @@ TARGET_P99_MS = 20.0
 TARGET = f"receiver ≥ {TARGET_SHARE_OF_CEILING} × the no-op ceiling with p99 < {TARGET_P99_MS:.0f} ms"
 BUCKET = "bench"
 NO_FSYNC_WAIT = "receiver, no fsync wait"
-ENDPOINTS = ("no-op", "naive", "receiver", NO_FSYNC_WAIT)
+NO_INBOX = "receiver, no inbox"
+ENDPOINTS = ("no-op", "naive", "receiver", NO_FSYNC_WAIT, NO_INBOX)
 RELAXED_SETTING = {"sqlite": "PRAGMA synchronous=NORMAL", "postgres": "SET synchronous_commit TO off"}
 COMMIT_PROBES = 50
 JSON_HEADERS = [(b"content-type", b"application/json")]
@@ -93,7 +97,7 @@ class Result:
     server_cpu_ms_per_post: float
     client_cpu_ms_per_post: float
     non_200: dict[str, int]
-    exactly_once: bool | None  # None: the no-op keeps nothing to check
+    exactly_once: bool | None  # None: nothing kept to check (no-op, no inbox)
     problems: list[str] = field(default_factory=list)
     rounds: int = 1
     events_per_s_range: tuple[float, float] = (0.0, 0.0)
@@ -167,6 +171,21 @@ def naive_app(inbox: Inbox) -> ASGIApp:
                                            "ignored": parsed.ignored}).encode())
 
     return app
+
+
+class NullInbox:
+    """An inbox that keeps nothing and takes every event as new, for the receiver, no inbox what-if."""
+
+    url = "null://"
+
+    def append_groups(self, groups: list[list]) -> list[AppendResult]:
+        return [AppendResult(len(events), 0) for events in groups]
+
+    def depth(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
 
 
 class _Connection(asyncio.Protocol):
@@ -355,9 +374,10 @@ def commit_cost_ms(url: str) -> float:
 def run_endpoint(backend: str, endpoint: str, home: Path, new_inbox: Callable[[], str], workload: Workload,
                  concurrency: int) -> Result:
     token = secrets.token_urlsafe(24)
-    inbox = None if endpoint == "no-op" else Inbox(new_inbox())
+    inbox = None if endpoint == "no-op" else NullInbox() if endpoint == NO_INBOX else Inbox(new_inbox())
     if endpoint == NO_FSYNC_WAIT:
         relax_commits(inbox, backend)
+    kept = isinstance(inbox, Inbox)
     try:
         if inbox is None:
             app = noop_app()
@@ -369,7 +389,7 @@ def run_endpoint(backend: str, endpoint: str, home: Path, new_inbox: Callable[[]
             app = create_app(settings, inbox)
         answers, server_cpu = drive(app, token, workload, concurrency)
         non_200 = {code: n for code, n in answers["statuses"].items() if code != "200"}
-        problems = verify(inbox, workload, answers) if inbox is not None else []
+        problems = verify(inbox, workload, answers) if kept else []
         if non_200:
             problems.append(f"non-200 answers: {non_200}")
     finally:
@@ -381,7 +401,7 @@ def run_endpoint(backend: str, endpoint: str, home: Path, new_inbox: Callable[[]
         p50_ms=percentile(latencies, 0.50) * 1000, p99_ms=percentile(latencies, 0.99) * 1000,
         max_ms=max(latencies) * 1000, wall_s=answers["wall"], server_cpu_ms_per_post=server_cpu / posts * 1000,
         client_cpu_ms_per_post=answers["cpu"] / posts * 1000, non_200=non_200,
-        exactly_once=None if inbox is None else not problems, problems=problems,
+        exactly_once=not problems if kept else None, problems=problems,
         events_per_s_range=(workload.events / answers["wall"],) * 2,
     )
 
@@ -434,6 +454,7 @@ def summarize(results: list[Result], durabilities: dict[str, str], commit_ms: di
         verdicts[backend] = {
             "receiver_over_noop": share, "receiver_over_naive": receiver.events_per_s / naive.events_per_s,
             "no_fsync_wait_over_noop": by_endpoint[NO_FSYNC_WAIT].events_per_s / ceiling.events_per_s,
+            "no_inbox_over_noop": by_endpoint[NO_INBOX].events_per_s / ceiling.events_per_s,
             "commit_ms": commit_ms[backend],
             "durable_bound_events_per_s": args.concurrency * args.batch / (commit_ms[backend] / 1000),
             "target_met": share >= TARGET_SHARE_OF_CEILING and receiver.p99_ms < TARGET_P99_MS
@@ -480,7 +501,8 @@ def print_table(summary: dict) -> None:
         console.print(f"{backend}: one durable commit {verdict['commit_ms']:.2f} ms (median), so answering after "
                       f"durable commits, {summary['concurrency']} connections get at most "
                       f"{verdict['durable_bound_events_per_s']:,.0f} events/s; without waiting for the disk the "
-                      f"receiver reaches {verdict['no_fsync_wait_over_noop']:.2f} × no-op")
+                      f"receiver reaches {verdict['no_fsync_wait_over_noop']:.2f} × no-op, and with no inbox at all "
+                      f"{verdict['no_inbox_over_noop']:.2f} × no-op")
     for backend, reason in summary["skipped"].items():
         console.print(f"[yellow]{backend} skipped: {reason}[/]")
     console.print(f"note: {summary['note']}.")

@@ -22,7 +22,7 @@ import threading
 import time
 from collections import defaultdict
 from concurrent.futures import Future
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from mediasift.errors import InboxUnavailable
 from mediasift.inbox import AppendResult, Inbox
@@ -36,8 +36,9 @@ MAX_LINGER_SECONDS = 0.005
 Outcome = AppendResult | BaseException
 
 
-@dataclass(frozen=True)
-class _Request:
+class _Request(NamedTuple):
+    """One request's events, and how to answer it (a tuple: one of these is made per POST)."""
+
     events: list[NotificationEvent]
     future: Future[AppendResult] | asyncio.Future[AppendResult]
     loop: asyncio.AbstractEventLoop | None = None
@@ -52,7 +53,8 @@ class GroupCommitter:
         self.max_group = max_group
         self.backlog = inbox.depth()
         self._refreshed_at = time.monotonic()
-        self._queue: queue.Queue[_Request | None] = queue.Queue()
+        self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
+        """SimpleQueue: put and get are C calls, where a Queue takes a Python Condition for each."""
         self._closing = threading.Lock()
         self._closed = False
         self._expected = 1

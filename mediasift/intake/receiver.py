@@ -172,7 +172,7 @@ class WebhookEndpoint:
             body = await read_limited(receive, self.limit, declared)
         except BodyTooLarge:
             return self.reject("too_large", self.too_large)
-        headers = Headers(scope=scope)
+        headers = Headers(scope=scope) if self.source is Source.S3 else None  # only S3 bodies are read with theirs
         if self.sns is not None:
             refused = await self.verify_sns(body, headers)
             if refused is not None:

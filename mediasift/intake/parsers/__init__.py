@@ -12,6 +12,8 @@ __all__ = ["EventKind", "NotificationEvent", "Parsed", "Source", "parse_notifica
 
 def parse_notification(source: Source, body: bytes, headers: Mapping[str, str] | None = None) -> Parsed:
     """Parse a raw POST body from `source`; raises PayloadError naming the bad field."""
+    if source is Source.TIGRIS and (parsed := tigris.parse_bytes(body)) is not None:
+        return parsed
     document = load_json(body, "body")
     if source is Source.TIGRIS:
         return tigris.parse(document)
