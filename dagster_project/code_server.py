@@ -4,8 +4,9 @@ Dagster's code server starts every run in a fresh interpreter (multiprocessing "
 and loads the code location again before the run's first object: seconds of CPU per run, and about 2 s of
 the time from `put_object` to materialized on two cores (bench/latency.py). Here a forkserver imports the
 code location once, when the code server starts, and each run is a fork of it: the same `start_run_in_
-subprocess` Dagster would run, in a process that has everything imported already. The forkserver only imports
-(it opens no connection, starts no run), so a fork of it is as clean as a spawn.
+subprocess` Dagster would run, in a process that has everything imported already (dagster_project/run_worker.py
+says what). The forkserver only imports (it opens no connection, starts no run), so a fork of it is as clean as
+a spawn.
 
     python -m dagster_project.code_server [the arguments of `dagster api grpc`]
 """
@@ -13,20 +14,12 @@ subprocess` Dagster would run, in a process that has everything imported already
 import multiprocessing
 import multiprocessing.forkserver
 import sys
-import warnings
 
 from dagster._cli import main as dagster_main
 from dagster._grpc import server
 
-PRELOAD = ["dagster_project.code_server", "dagster_project.definitions", "lancedb", "ray"]
-"""Imported by the forkserver: this module (for the warning filter below), the code location (and, through it,
-Dagster and mediasift's run path), and the libraries the run path imports only when it first needs them, so
-the receiver and the CLI stay light: LanceDB alone was two thirds of a 100-object batch run's CPU in its
-first minute (py-spy). LanceDB resets its event loop and runtime in a forked child (and advises a forkserver,
-whose parent never uses it, as here). Not polars: its thread pool starts at import and is not reset on fork."""
-warnings.filterwarnings("ignore", message="lancedb fork support is experimental", category=RuntimeWarning)
-"""LanceDB warns in every forked child that state mid-operation at the fork may deadlock; the forkserver only
-ever imported it."""
+PRELOAD = ["dagster_project.run_worker"]
+"""What the forkserver imports, and so what every run starts with."""
 
 
 class WarmRunsApiServer(server.DagsterApiServer):

@@ -24,7 +24,13 @@ class FeatureTables:
     def path(self, layer: str, object_id: str, version_hash: str) -> Path:
         return self.root / layer / f"object_id={object_id}" / f"{version_hash}.parquet"
 
-    def write(self, layer: str, object_id: str, version_hash: str, table: pa.Table) -> Path:
+    def write(self, layer: str, object_id: str, version_hash: str, table: pa.Table) -> Path | None:
+        """A version with no rows in the layer gets no file (and loses the one an earlier run of it wrote):
+        most objects have rows in two or three of the layers, and a file per layer per object was a third of a
+        batch run's CPU."""
+        if not table.num_rows:
+            self.remove(layer, object_id, version_hash)
+            return None
         path = self.path(layer, object_id, version_hash)
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".parquet.partial")
@@ -40,8 +46,9 @@ class FeatureTables:
 
     def scan(self, layer: str) -> pl.LazyFrame | None:
         """Every version's rows of `layer`, lazily, for batch views and notebooks (None when there are none).
-        Files of versions with no rows in the layer are left out: their vector size is only a placeholder.
-        Files written before CLIP was configured lack `clip_vector`; it reads as null there."""
+        Empty files (written by earlier releases for versions with no rows in the layer) are left out: their
+        vector size is only a placeholder. Files written before CLIP was configured lack `clip_vector`; it
+        reads as null there."""
         folder = self.root / layer
         found = sorted(folder.rglob("*.parquet")) if folder.exists() else []
         files = [f for f in found if pq.read_metadata(f).num_rows]

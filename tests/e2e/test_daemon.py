@@ -23,7 +23,7 @@ def warm_forkserver(code_server_pid: int) -> bool:
     """The code server's child that multiprocessing runs as its forkserver, with the code location preloaded."""
     for child in Path(f"/proc/{code_server_pid}/task/{code_server_pid}/children").read_text().split():
         argv = Path(f"/proc/{child}/cmdline").read_bytes().decode().split("\0")
-        if any("multiprocessing.forkserver" in arg and "dagster_project.definitions" in arg for arg in argv):
+        if any("multiprocessing.forkserver" in arg and "dagster_project.run_worker" in arg for arg in argv):
             return True
     return False
 
