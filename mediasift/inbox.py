@@ -73,7 +73,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.engine.interfaces import DBAPICursor
 from sqlalchemy.exc import DBAPIError, OperationalError
-from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
+from tenacity import Retrying, retry_if_exception, retry_if_exception_type, stop_after_delay, wait_random_exponential
 
 from mediasift.errors import InboxUnavailable, LockHeld
 from mediasift.identity import ObjectVersion, object_id
@@ -332,12 +332,22 @@ class _KeyView:
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    """busy_timeout first: switching a fresh file to WAL waits for a concurrent opener like any write."""
+    """busy_timeout first, so the switch of a fresh file to WAL waits for a concurrent opener like any write.
+    It does not always: two openers that both read the file and then want its exclusive lock meet SQLite's
+    deadlock avoidance, which answers one of them "database is locked" at once, without the busy handler;
+    that one tries again."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA journal_mode=WAL")
+    for attempt in Retrying(retry=retry_if_exception(_sqlite_locked), reraise=True,
+                            wait=wait_random_exponential(multiplier=0.01, max=0.2), stop=stop_after_delay(30)):
+        with attempt:
+            cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.close()
+
+
+def _sqlite_locked(error: BaseException) -> bool:
+    return isinstance(error, sqlite3.OperationalError) and "database is locked" in str(error)
 
 
 def _sqlite_read_only(path: Path) -> Callable[[], sqlite3.Connection]:
