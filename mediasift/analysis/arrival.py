@@ -4,8 +4,9 @@ rescore wrote) and the taxonomy's rule flags (over the version's own layer rows 
 Later arrivals do not change them; the batch views recompute the same duplicate verdicts by replaying the
 object table in arrival order.
 
-The state is rebuilt from the object table once per run (a replay of every stored fingerprint), which is
-cheap for buckets of thousands of objects; a long-lived analysis worker would keep it warm instead.
+The state is rebuilt from the object table once per run (a replay of every stored fingerprint, reading
+only their columns): about a second per run at 5,000 objects on 2 cores, so a bucket of millions would want
+a long-lived analysis worker that keeps it warm instead.
 Two runs judging at the same moment do not see each other's objects; the batch view's replay is the
 tie-breaker (it orders by inbox sequence).
 """
@@ -19,7 +20,7 @@ from functools import cached_property
 
 from mediasift.analysis.anomalies import AnomalyReference, score_arrival
 from mediasift.analysis.duplicates import DuplicateIndex, text_signature
-from mediasift.analysis.objects import OBJECTS, ObjectRecord, current, fingerprint_of
+from mediasift.analysis.objects import FINGERPRINT_COLUMNS, OBJECTS, SCHEMA, ObjectRecord, current, fingerprint_of
 from mediasift.analysis.taxonomy import TEXT_LAYERS, Entity, ObjectFacts, RuleSpec, TextRow, evaluate_rules
 from mediasift.extraction.layers.rows import Row
 from mediasift.store.parquet import FeatureTables
@@ -38,9 +39,10 @@ class ArrivalJudge:
     @cached_property
     def duplicates(self) -> DuplicateIndex:
         index = DuplicateIndex()
-        frame = self.tables.scan(OBJECTS)
+        frame = self.tables.scan(OBJECTS, SCHEMA)
         if frame is not None:
-            index.arrive_many([fingerprint_of(row) for row in current(frame).iter_rows(named=True)])
+            rows = current(frame.select(FINGERPRINT_COLUMNS)).iter_rows(named=True)
+            index.arrive_many([fingerprint_of(row) for row in rows])
         return index
 
     @cached_property

@@ -122,6 +122,10 @@ def ref_of(row: dict) -> ObjectRef:
     return ObjectRef(row["bucket"], row["key"], row["etag"], row["object_id"])
 
 
+FINGERPRINT_COLUMNS = ("bucket", "key", "etag", "object_id", "arrived", "sha256", "visual", "phash", "text_signature")
+"""What `fingerprint_of` reads of a row."""
+
+
 def fingerprint_of(row: dict) -> Fingerprint:
     """A stored row's fingerprint, as its run made it."""
     ref = ref_of(row)

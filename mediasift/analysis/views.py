@@ -91,7 +91,7 @@ def load_objects(derived: Path, live_version_hashes: set[str] | None = None) -> 
     """The object table's rows in arrival order; an empty frame of its schema before anything is indexed."""
     import polars as pl
 
-    frame = FeatureTables(Path(derived)).scan(OBJECTS)
+    frame = FeatureTables(Path(derived)).scan(OBJECTS, SCHEMA)
     return pl.from_arrow(SCHEMA.empty_table()) if frame is None else current(frame, live_version_hashes)
 
 

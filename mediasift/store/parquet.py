@@ -44,20 +44,25 @@ class FeatureTables:
         path.unlink(missing_ok=True)
         return existed
 
-    def scan(self, layer: str) -> pl.LazyFrame | None:
+    def scan(self, layer: str, schema: pa.Schema | None = None) -> pl.LazyFrame | None:
         """Every version's rows of `layer`, lazily, for batch views and notebooks (None when there are none).
         Empty files (written by earlier releases for versions with no rows in the layer) are left out: their
         vector size is only a placeholder. Files written before CLIP was configured lack `clip_vector`; it
-        reads as null there."""
+        reads as null there.
+
+        A layer whose `schema` is known and whose files are never empty (the object table) is scanned without
+        first reading every file's footer: that pass was most of an ingest run's arrival state at thousands
+        of objects. Columns a file lacks read as null."""
         folder = self.root / layer
         found = sorted(folder.rglob("*.parquet")) if folder.exists() else []
-        files = [f for f in found if pq.read_metadata(f).num_rows]
+        files = found if schema is not None else [f for f in found if pq.read_metadata(f).num_rows]
         if not files:
             return None
         import polars as pl  # only readers need it; every ingest run imports this module to write
 
-        widest = pl.from_arrow(pa.unify_schemas([pq.read_schema(f) for f in files]).empty_table()).schema
-        return pl.scan_parquet(files, hive_partitioning=False, schema=widest, missing_columns="insert")
+        widest = schema or pa.unify_schemas([pq.read_schema(f) for f in files])
+        return pl.scan_parquet(files, hive_partitioning=False, schema=pl.from_arrow(widest.empty_table()).schema,
+                               missing_columns="insert")
 
     def read(self, layer: str) -> pa.Table | None:
         frame = self.scan(layer)

@@ -4,6 +4,7 @@ import multiprocessing
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 from mediasift.extraction.layers.rows import Row
 from mediasift.identity import ObjectVersion
@@ -54,6 +55,17 @@ def test_feature_table_files_are_replaced_whole_and_removed(tmp_path):
     assert tables.read("pages").column("text").to_pylist() == ["c"]
     assert not list(tmp_path.rglob("*.partial"))
     assert tables.remove("pages", VERSION.object_id, VERSION.version_hash) and not path.exists()
+
+
+def test_a_scan_with_the_known_schema_reads_files_of_an_older_schema_as_null(tmp_path):
+    tables = FeatureTables(tmp_path)
+    schema = pa.schema([("version_hash", pa.string()), ("size", pa.int64()), ("labels", pa.list_(pa.string()))])
+    tables.write("objects", "o1", "v1", pa.table({"version_hash": ["v1"], "size": [5]}))
+    tables.write("objects", "o2", "v2", pa.table({"version_hash": ["v2"], "size": [7], "labels": [["cat"]]},
+                                                 schema=schema))
+    rows = tables.scan("objects", schema).sort("version_hash").collect().to_dicts()
+    assert rows == [{"version_hash": "v1", "size": 5, "labels": None},
+                    {"version_hash": "v2", "size": 7, "labels": ["cat"]}]
 
 
 def test_vector_index_is_built_only_once_the_table_is_big_enough(tmp_path):
