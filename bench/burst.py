@@ -89,6 +89,24 @@ class DepthSampler:
         self.thread.join()
 
 
+class Progress:
+    """A line a minute on stderr while the burst drains: settled so far and the last minute's rate, which
+    shows whether the pipeline slows down as the bucket grows."""
+
+    def __init__(self, total: int, started: float, every: float = 60.0):
+        self.total, self.started, self.every = total, started, every
+        self.last_t, self.last_n = started, 0
+        self.console = Console(stderr=True)
+
+    def __call__(self, settled: int) -> None:
+        now = time.perf_counter()
+        if now - self.last_t >= self.every:
+            rate = (settled - self.last_n) / (now - self.last_t) * 60
+            self.console.print(f"{now - self.started:7.0f} s  settled {settled}/{self.total}  "
+                               f"last minute {rate:.0f} objects/min")
+            self.last_t, self.last_n = now, settled
+
+
 def source_materializations(dagster_home: Path) -> tuple[Counter[str], Counter[str]]:
     """`source_object` materializations per partition, and per run."""
     instance = dg.DagsterInstance.from_config(str(dagster_home))
@@ -119,7 +137,8 @@ def burst(objects: list[Path], home: Path, batch_size: int, actors: int, uploade
             etags = pool.map(lambda p: storage.upload(p, bucket, f"burst/{p.name}"), objects)
             uploaded = {f"burst/{p.name}": etag for p, etag in zip(objects, etags, strict=True)}
             uploads_s = time.perf_counter() - started
-            states = wait_settled(inbox, bucket, uploaded, timeout=4 * 3600, poll=1.0)
+            states = wait_settled(inbox, bucket, uploaded, timeout=4 * 3600, poll=1.0,
+                                  on_progress=Progress(len(objects), started))
             drain_s = time.perf_counter() - started
         hashes = {version_hash(bucket, key, etag) for key, etag in uploaded.items()}
         records = inbox.versions(sorted(hashes))
