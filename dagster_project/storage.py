@@ -1,13 +1,19 @@
+import os
+import sys
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 
+from dagster._core.execution.compute_logs import redirect_to_file
+from dagster._core.storage.compute_log_manager import CapturedLogContext, ComputeIOType
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.local_compute_log_manager import IO_TYPE_EXTENSION, LocalComputeLogManager
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
 from dagster._core.storage.sql import create_engine
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS, create_db_conn_string
 from dagster._serdes import ConfigurableClassData
+from dagster._utils import ensure_file, touch_file
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
@@ -103,8 +109,33 @@ def _schema_checked_once(cls, base_dir: str, database: str, inst_data: Configura
     return storage
 
 
-class CheckedOnceSqliteRunStorage(SqliteRunStorage):
-    """Dagster's SQLite run storage; its schema checked once per process (see `_schema_checked_once`)."""
+_ENGINES: dict[str, Engine] = {}
+"""One pooled engine per run or schedule database in this process (see `_KeptEngine`)."""
+os.register_at_fork(after_in_child=_ENGINES.clear)
+
+
+class _KeptEngine:
+    """Dagster's SQLite run and schedule storages create a new SQLAlchemy engine for every statement they
+    run (about 1 ms of CPU each, against 0.13 ms on a kept engine's pooled connection). The daemon polls
+    the run queue every second and stores each sensor tick's state, so that was most of what it cost while
+    a burst drained (a py-spy profile of `bench/burst.py`). The engine is kept per database and process,
+    since the code server makes a new storage object for every sensor tick; a forked child makes its own."""
+
+    _conn_string: str
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        engine = _ENGINES.get(self._conn_string)
+        if engine is None:
+            engine = _ENGINES.setdefault(self._conn_string, create_engine(
+                self._conn_string, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False}))
+        with engine.connect() as conn, conn.begin():
+            yield conn
+
+
+class CheckedOnceSqliteRunStorage(_KeptEngine, SqliteRunStorage):
+    """Dagster's SQLite run storage; its schema checked once per process (see `_schema_checked_once`), its
+    engine kept (`_KeptEngine`)."""
 
     @classmethod
     def from_config_value(cls, inst_data: ConfigurableClassData | None, config_value: dict
@@ -112,10 +143,35 @@ class CheckedOnceSqliteRunStorage(SqliteRunStorage):
         return _schema_checked_once(cls, config_value["base_dir"], "runs", inst_data, super().from_local)
 
 
-class CheckedOnceSqliteScheduleStorage(SqliteScheduleStorage):
-    """Dagster's SQLite schedule storage; its schema checked once per process (see `_schema_checked_once`)."""
+class CheckedOnceSqliteScheduleStorage(_KeptEngine, SqliteScheduleStorage):
+    """Dagster's SQLite schedule storage; its schema checked once per process (see `_schema_checked_once`),
+    its engine kept (`_KeptEngine`)."""
 
     @classmethod
     def from_config_value(cls, inst_data: ConfigurableClassData | None, config_value: dict
                           ) -> "CheckedOnceSqliteScheduleStorage":
         return _schema_checked_once(cls, config_value["base_dir"], "schedules", inst_data, super().from_local)
+
+
+class FileComputeLogManager(LocalComputeLogManager):
+    """Dagster's local compute logs (the UI's stdout/stderr of a step), written straight to their files.
+
+    The stock manager also mirrors each file to the process's own output, with a `tail -F` and a Python
+    watcher process per stream: four processes per step, about 12% of a batch run process's CPU
+    (bench/burst.py). Here a step's output (mediasift's log lines among it) goes only to its files, which
+    the UI shows as before, and no longer also to the code server's log."""
+
+    @classmethod
+    def from_config_value(cls, inst_data: ConfigurableClassData | None, config_value: dict
+                          ) -> "FileComputeLogManager":
+        return cls(inst_data=inst_data, **config_value)
+
+    @contextmanager
+    def capture_logs(self, log_key: Sequence[str]) -> Generator[CapturedLogContext, None, None]:
+        out, err = (self.get_captured_local_path(log_key, IO_TYPE_EXTENSION[io_type])
+                    for io_type in (ComputeIOType.STDOUT, ComputeIOType.STDERR))
+        ensure_file(out)
+        ensure_file(err)
+        with redirect_to_file(sys.stdout, out), redirect_to_file(sys.stderr, err):
+            yield CapturedLogContext(log_key)
+        touch_file(self.complete_artifact_path(log_key))

@@ -40,11 +40,13 @@ the partitions of a failed batch run are not marked failed; the inbox and its de
 
 
 def tuned_sqlite_storage(dagster_home: Path) -> dict:
-    """dagster.yaml's storage entries for dagster_project/storage.py's classes, in Dagster's default places."""
+    """dagster.yaml's storage and compute-log entries for dagster_project/storage.py's classes, in Dagster's
+    default places."""
     history = dagster_home / "history"
     places = {"run_storage": ("CheckedOnceSqliteRunStorage", history),
               "event_log_storage": ("KeptOpenSqliteEventLogStorage", history / "runs"),
-              "schedule_storage": ("CheckedOnceSqliteScheduleStorage", dagster_home / "schedules")}
+              "schedule_storage": ("CheckedOnceSqliteScheduleStorage", dagster_home / "schedules"),
+              "compute_logs": ("FileComputeLogManager", dagster_home / "storage")}
     return {role: {"module": "dagster_project.storage", "class": name, "config": {"base_dir": str(base_dir)}}
             for role, (name, base_dir) in places.items()}
 

@@ -1,19 +1,25 @@
 """The storages the stack configures: Dagster's SQLite files and schema, the event log's databases kept
-open, the run and schedule schemas checked once per process. Other processes, and Dagster's stock storage,
-must read and write the same files as before."""
+open, the run and schedule schemas checked once per process and their engines kept, compute logs written
+without mirror processes. Other processes, and Dagster's stock storage, must read and write the same files
+as before."""
 
+import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import dagster as dg
+import psutil
 import yaml
+from dagster._core.storage.compute_log_manager import ComputeIOType
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 
+from dagster_project import storage as tuned
 from dagster_project.storage import (
     CheckedOnceSqliteRunStorage,
     CheckedOnceSqliteScheduleStorage,
+    FileComputeLogManager,
     KeptOpenSqliteEventLogStorage,
 )
 from mediasift.local.stack import tuned_sqlite_storage
@@ -81,8 +87,6 @@ def test_it_keeps_at_most_max_open_databases_and_wipes(tmp_path):
     assert not storage.get_logs_for_run(runs[0])
     assert materialized(storage, LAYER) == []
 
-
-
 def test_schemas_are_checked_once_per_process_and_stock_storage_reads_them(tmp_path, monkeypatch):
     """The code server makes a fresh instance for every sensor tick: its storages must not parse Dagster's
     migrations again each time (run, schedule, and each event-log database)."""
@@ -113,3 +117,54 @@ def test_schemas_are_checked_once_per_process_and_stock_storage_reads_them(tmp_p
     assert len(checks) == first, "later instances of this process do not parse Dagster's migrations again"
     assert runs.SqliteRunStorage.from_local(str(home / "history")).has_run(result.run_id)
     assert schedules.SqliteScheduleStorage.from_local(str(home / "schedules")).all_instigator_state() == []
+
+
+def test_run_and_schedule_engines_are_kept_per_database_and_not_shared_with_a_fork(tmp_path):
+    home = kept_open_home(tmp_path)
+    instance = dg.DagsterInstance.from_config(str(home))
+    run_id = dg.materialize([source], instance=instance, partition_key="p02").run_id
+    engines = {url: tuned._ENGINES[url] for url in (instance.run_storage._conn_string,
+                                                    instance.schedule_storage._conn_string)}
+    again = dg.DagsterInstance.from_ref(instance.get_ref())
+    assert again.run_storage is not instance.run_storage
+    assert again.get_run_by_id(run_id).is_success
+    again.schedule_storage.all_instigator_state()
+    assert {url: tuned._ENGINES[url] for url in engines} == engines, "a new storage object reuses the engine"
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.close(read)
+        os.write(write, b"%d" % len(tuned._ENGINES))
+        os._exit(0)
+    os.close(write)
+    assert os.read(read, 16) == b"0", "a forked child (a run worker) opens its own connections"
+    os.waitpid(child, 0)
+    assert runs_of(home) == [run_id], "Dagster's stock run storage reads what the kept engine wrote"
+
+
+def runs_of(home: Path) -> list[str]:
+    import dagster._core.storage.runs.sqlite.sqlite_run_storage as runs
+
+    return [run.run_id for run in runs.SqliteRunStorage.from_local(str(home / "history")).get_runs()]
+
+
+@dg.asset
+def chatty() -> list[int]:
+    print("to stdout")
+    print("to stderr", file=sys.stderr)
+    return [child.pid for child in psutil.Process().children(recursive=True)]
+
+
+def test_compute_logs_go_to_their_files_with_no_mirror_processes(tmp_path):
+    instance = dg.DagsterInstance.from_config(str(kept_open_home(tmp_path)))
+    assert isinstance(instance.compute_log_manager, FileComputeLogManager)
+    result = dg.materialize([chatty], instance=instance)
+    assert result.output_for_node("chatty") == [], "no tail or watcher process ran beside the step"
+    [captured] = [e.dagster_event.logs_captured_data for e in instance.all_logs(result.run_id)
+                  if e.dagster_event and e.dagster_event.event_type_value == "LOGS_CAPTURED"]
+    manager = instance.compute_log_manager
+    log_key = manager.build_log_key_for_run(result.run_id, captured.file_key)
+    assert manager.is_capture_complete(log_key)
+    data = manager.get_log_data(log_key)
+    assert b"to stdout" in data.stdout and b"to stderr" in data.stderr
+    assert manager.get_log_data_for_type(log_key, ComputeIOType.STDERR, 0, None)[0].count(b"to stderr") == 1
