@@ -187,9 +187,21 @@ def _extract_and_index(inbox: Inbox, stores: RowStores, compute: Compute, versio
         if len(pending.results) >= INDEX_FLUSH:
             yield from pending.flush(inbox, stores, attempt)
     yield from pending.flush(inbox, stores, attempt)
+    _maintain_index(stores)
+
+
+def _maintain_index(stores: RowStores) -> None:
+    """Once a run's versions are recorded: build a layer's vector index once it is big enough, and compact a
+    table of many small writes. A failed compaction leaves the table as it was, so it is logged and left to
+    the next run."""
     for layer in LAYERS:
         if stores.index.ensure_vector_index(layer):
             log.info("vector_index_built layer=%s", layer)
+        try:
+            if stores.index.compact(layer):
+                log.info("index_compacted layer=%s", layer)
+        except Exception as error:
+            log.warning("index_compaction_failed layer=%s error=%s: %s", layer, type(error).__name__, error)
 
 
 @dataclass

@@ -128,3 +128,22 @@ def test_runs_writing_one_fresh_index_at_once_all_land(tmp_path):
             index = LanceIndex(uri)
             assert index.count("pages") == writers * count
             assert [ix.columns for ix in index.table("pages").list_indices()] == [["text"]]
+
+
+def test_compaction_bounds_fragments_and_keeps_every_row_and_tagged_version(tmp_path):
+    index = LanceIndex(str(tmp_path), VectorTuning(max_fragments=4))
+    versions = [ObjectVersion("media", f"docs/{i}.pdf", f'"{i}"') for i in range(8)]
+    for i, version in enumerate(versions):
+        index.replace_versions("pages", [version.version_hash], [to_arrow(rows([f"page {i}"] * 2), version, "x@1")])
+        if i == 2:
+            index.table("pages").tags.create("before", index.table("pages").version)
+    assert index.table("pages").stats()["fragment_stats"]["num_fragments"] == 8
+    assert index.compact("pages")
+    assert index.table("pages").stats()["fragment_stats"]["num_fragments"] == 1
+    assert not index.compact("pages"), "nothing to do under the limit"
+    assert [index.count("pages", f"version_hash = '{v.version_hash}'") for v in versions] == [2] * 8
+    pinned = index.table("pages")
+    pinned.checkout("before")
+    assert pinned.count_rows() == 6, "a snapshot's tagged version is still readable"
+    found = index.table("pages").search("page", query_type="fts").limit(20).to_arrow()
+    assert found.num_rows == 16, "full-text search still finds every row"
