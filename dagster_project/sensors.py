@@ -30,7 +30,8 @@ def build_inbox_sensor(job: UnresolvedAssetJobDefinition, settings: Settings) ->
     one batch partition and its run, whatever they are about. A batch waits to fill (at most
     `MEDIASIFT_RUN_BATCH_MAX_WAIT_S`) only while an ingest run is in flight: then the workers have work and a
     fuller batch costs nothing, while waiting with nothing in flight would only leave them idle (the daemon
-    ticks sensors at most every 5 s)."""
+    ticks sensors at most every 5 s). A tick reads `MEDIASIFT_SENSOR_BATCH_SIZE` events, or a whole run's
+    batch when that is larger: a batch cut from fewer events could never fill."""
     checked_instance = False
 
     @dg.sensor(
@@ -47,7 +48,7 @@ def build_inbox_sensor(job: UnresolvedAssetJobDefinition, settings: Settings) ->
         checked_instance = True
         cursor = int(context.cursor or 0)
         box = inbox.get()
-        events = box.events_after(cursor, settings.sensor_batch_size)
+        events = box.events_after(cursor, max(settings.sensor_batch_size, settings.run_batch_size))
         if not events:
             return dg.SensorResult(skip_reason=f"no inbox events after seq {cursor}")
         if settings.partition_mode == "batch":

@@ -95,6 +95,16 @@ def test_in_batch_mode_each_batch_of_events_is_one_new_partition_and_one_run(ins
     assert tick_inbox_sensor(instance, settings, result.cursor).run_requests == []
 
 
+def test_a_run_batch_larger_than_the_sensor_batch_still_fills(instance, inbox_url):
+    settings = settings_for(inbox_url, "batch", run_batch_size=5, sensor_batch_size=2)
+    inbox = Inbox(inbox_url)
+    inbox.append([created(f"k{i}") for i in range(7)])
+    seqs = [e.seq for e in inbox.events_after(0, 10)]
+    result = tick_inbox_sensor(instance, settings)
+    assert [r.partition_key for r in result.run_requests] == [batch_key(seqs[0], seqs[4])]
+    assert result.cursor == str(seqs[4])
+
+
 def test_a_failed_batch_run_is_run_again_for_the_versions_it_never_reached(instance, inbox_url):
     settings = settings_for(inbox_url, "batch")
     inbox = Inbox(inbox_url)
