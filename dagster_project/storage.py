@@ -111,15 +111,25 @@ def _schema_checked_once(cls, base_dir: str, database: str, inst_data: Configura
 
 _ENGINES: dict[str, Engine] = {}
 """One pooled engine per run or schedule database in this process (see `_KeptEngine`)."""
-os.register_at_fork(after_in_child=_ENGINES.clear)
+
+
+def _forget_engines_in_child() -> None:
+    """A forked child (a run worker) must not use, nor close, the connections its parent holds: SQLAlchemy's
+    advice for engines that cross a fork."""
+    for engine in _ENGINES.values():
+        engine.dispose(close=False)
+    _ENGINES.clear()
+
+
+os.register_at_fork(after_in_child=_forget_engines_in_child)
 
 
 class _KeptEngine:
     """Dagster's SQLite run and schedule storages create a new SQLAlchemy engine for every statement they
     run (about 1 ms of CPU each, against 0.13 ms on a kept engine's pooled connection). The daemon polls
-    the run queue every second and stores each sensor tick's state, so that was most of what it cost while
-    a burst drained (a py-spy profile of `bench/burst.py`). The engine is kept per database and process,
-    since the code server makes a new storage object for every sensor tick; a forked child makes its own."""
+    the run queue every second and stores each sensor tick's state: making engines was 28% of its samples
+    in a py-spy profile of `bench/burst.py`. The engine is kept per database and process, since the code
+    server makes a new storage object for every sensor tick; a forked child makes its own."""
 
     _conn_string: str
 
