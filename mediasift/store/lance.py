@@ -170,7 +170,7 @@ class LanceIndex:
         for column in columns:
             self._build_vector_index(table, column, rows)
         if columns:
-            table.optimize()
+            self._optimize(table)
         return bool(columns)
 
     @retry_conflicts
@@ -184,9 +184,15 @@ class LanceIndex:
         table = self.table(layer)
         if table is None or table.stats()["fragment_stats"]["num_fragments"] <= self.tuning.max_fragments:
             return False
+        self._optimize(table)
+        return True
+
+    def _optimize(self, table) -> None:
+        """Compact and fold new rows into the indexes, removing no version: LanceDB's default would remove the
+        untagged versions over 7 days old (what `--as-of` reads) and refuse outright once a snapshot's tag is
+        that old. Removing versions is `cleanup_keeping_tags`'s alone."""
         with self._lock:
             table.optimize(cleanup_older_than=KEEP_EVERY_VERSION)
-        return True
 
     def _build_vector_index(self, table, column: str, rows: int) -> None:
         from lancedb.index import IvfPq

@@ -12,7 +12,7 @@ from mediasift.inbox import Inbox
 from mediasift.local.synthetic import embedding_like_vectors, synthetic_rows
 from mediasift.query.search import fuse
 from mediasift.store import RowStores
-from mediasift.store.lance import LanceIndex, VectorTuning
+from mediasift.store.lance import KEEP_EVERY_VERSION, LanceIndex, VectorTuning
 from mediasift.store.parquet import FeatureTables
 from mediasift.store.records import to_arrow
 
@@ -76,6 +76,26 @@ def test_vector_index_is_built_only_once_the_table_is_big_enough(tmp_path):
     assert index.ensure_vector_index("pages")
     assert not index.ensure_vector_index("pages")
     assert any(ix.columns == ["vector"] for ix in index.table("pages").list_indices())
+
+
+def test_building_the_vector_index_removes_no_version(tmp_path, monkeypatch):
+    """LanceDB's own optimize would remove the untagged versions over 7 days old (what `--as-of` reads) and
+    refuse once a snapshot's tag is that old; the table's clock cannot be turned back here, so what the build
+    asks of optimize is checked, with what it leaves."""
+    index = LanceIndex(str(tmp_path), VectorTuning(min_rows_for_index=100, rows_per_partition=64))
+    index.db.create_table("pages", synthetic_rows(embedding_like_vectors(200, 384)))
+    before = {v["version"] for v in index.table("pages").list_versions()}
+    table_type, windows = type(index.table("pages")), []
+    optimize = table_type.optimize
+
+    def spy(self, **kwargs):
+        windows.append(kwargs.get("cleanup_older_than"))
+        return optimize(self, **kwargs)
+
+    monkeypatch.setattr(table_type, "optimize", spy)
+    assert index.ensure_vector_index("pages")
+    assert windows == [KEEP_EVERY_VERSION]
+    assert before <= {v["version"] for v in index.table("pages").list_versions()}
 
 
 def test_reciprocal_rank_fusion_rewards_rows_found_by_both_searches():
