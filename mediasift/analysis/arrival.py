@@ -20,7 +20,7 @@ from functools import cached_property
 
 from mediasift.analysis.anomalies import AnomalyReference, score_arrival
 from mediasift.analysis.duplicates import DuplicateIndex, text_signature
-from mediasift.analysis.objects import FINGERPRINT_COLUMNS, OBJECTS, SCHEMA, ObjectRecord, current, fingerprint_of
+from mediasift.analysis.objects import FINGERPRINT_COLUMNS, ObjectRecord, current, fingerprint_of, scan_objects
 from mediasift.analysis.taxonomy import TEXT_LAYERS, Entity, ObjectFacts, RuleSpec, TextRow, evaluate_rules
 from mediasift.extraction.layers.rows import Row
 from mediasift.store.parquet import FeatureTables
@@ -39,7 +39,7 @@ class ArrivalJudge:
     @cached_property
     def duplicates(self) -> DuplicateIndex:
         index = DuplicateIndex()
-        frame = self.tables.scan(OBJECTS, SCHEMA)
+        frame = scan_objects(self.tables)
         if frame is not None:
             rows = current(frame.select(FINGERPRINT_COLUMNS)).iter_rows(named=True)
             index.arrive_many([fingerprint_of(row) for row in rows])

@@ -26,6 +26,8 @@ from mediasift.identity import ObjectVersion
 if TYPE_CHECKING:
     import polars as pl
 
+    from mediasift.store.parquet import FeatureTables
+
 OBJECTS = "objects"
 """The feature-table name of the object table."""
 TEXT_LIMIT = 20_000
@@ -141,6 +143,11 @@ def verdict_of(row: dict) -> Verdict:
     if row["duplicate_of"] is None:
         return Verdict()
     return Verdict(ObjectRef(**json.loads(row["duplicate_of"])), row["duplicate_reason"])
+
+
+def scan_objects(tables: FeatureTables) -> pl.LazyFrame | None:
+    """Every row of the object table, lazily, read with its known schema (None before anything is indexed)."""
+    return tables.scan(OBJECTS, SCHEMA)
 
 
 def current(frame: pl.LazyFrame, live_version_hashes: set[str] | None = None) -> pl.DataFrame:

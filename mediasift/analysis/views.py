@@ -39,7 +39,7 @@ from mediasift.analysis.anomalies import THRESHOLD, AnomalyReference, AnomalySco
 from mediasift.analysis.clusters import Cluster, Clustering, ClusterSettings, Embedded, cluster_space, reduce
 from mediasift.analysis.duplicates import DuplicateGroup, Fingerprint, Member, Verdict, duplicate_groups, replay
 from mediasift.analysis.gaps import Gap, report_gaps
-from mediasift.analysis.objects import OBJECTS, SCHEMA, current, fingerprint_of, ref_of, verdict_of
+from mediasift.analysis.objects import OBJECTS, SCHEMA, current, fingerprint_of, ref_of, scan_objects, verdict_of
 from mediasift.analysis.reference import IndexSettings, ObjectRef, VectorIndex
 from mediasift.analysis.taxonomy import (
     TEXT_LAYERS,
@@ -91,7 +91,7 @@ def load_objects(derived: Path, live_version_hashes: set[str] | None = None) -> 
     """The object table's rows in arrival order; an empty frame of its schema before anything is indexed."""
     import polars as pl
 
-    frame = FeatureTables(Path(derived)).scan(OBJECTS, SCHEMA)
+    frame = scan_objects(FeatureTables(Path(derived)))
     return pl.from_arrow(SCHEMA.empty_table()) if frame is None else current(frame, live_version_hashes)
 
 

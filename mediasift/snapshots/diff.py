@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow.parquet as pq
 
-from mediasift.analysis.objects import OBJECTS, SCHEMA
+from mediasift.analysis.objects import scan_objects
 from mediasift.analysis.views import load_objects
 from mediasift.config import Settings
 from mediasift.extraction.layers.rows import LAYERS
@@ -84,7 +84,7 @@ class Side:
     def object_table(self) -> pl.DataFrame:
         """The object table's rows of this side's object versions only, in arrival order: what the analysis
         views read as of the side (a snapshot's kept files also hold superseded versions, which it did not)."""
-        frame = self.tables.scan(OBJECTS, SCHEMA)
+        frame = scan_objects(self.tables)
         rows = [] if frame is None else frame.select("version_hash", "key", "etag", "version_id").collect().iter_rows()
         held = {h for h, key, etag, version_id in rows
                 if (mine := self.objects.get(key)) is not None and not mine.differs(Held(etag, version_id))}
