@@ -101,6 +101,13 @@ class Result:
     problems: list[str] = field(default_factory=list)
     rounds: int = 1
     events_per_s_range: tuple[float, float] = (0.0, 0.0)
+    group_commits: int = 0
+    """Group commits of the real receiver's writer (its /metrics), 0 for the others."""
+    requests_per_group: float = 0.0
+    group_commit_ms: float = 0.0
+    """Mean wall time of one group commit's transaction."""
+    cycle_ms: float = 0.0
+    """Wall time per group commit: the commit, then the event loop answering its group and reading the next."""
 
 
 def make_workload(events: int, batch: int, seed: int = 7) -> Workload:
@@ -388,6 +395,7 @@ def run_endpoint(backend: str, endpoint: str, home: Path, new_inbox: Callable[[]
                                 max_backlog=len(workload.expected) * 2 + 1000)
             app = create_app(settings, inbox)
         answers, server_cpu = drive(app, token, workload, concurrency)
+        groups = group_commits(app, answers["wall"])
         non_200 = {code: n for code, n in answers["statuses"].items() if code != "200"}
         problems = verify(inbox, workload, answers) if kept else []
         if non_200:
@@ -402,8 +410,22 @@ def run_endpoint(backend: str, endpoint: str, home: Path, new_inbox: Callable[[]
         max_ms=max(latencies) * 1000, wall_s=answers["wall"], server_cpu_ms_per_post=server_cpu / posts * 1000,
         client_cpu_ms_per_post=answers["cpu"] / posts * 1000, non_200=non_200,
         exactly_once=not problems if kept else None, problems=problems,
-        events_per_s_range=(workload.events / answers["wall"],) * 2,
+        events_per_s_range=(workload.events / answers["wall"],) * 2, **groups,
     )
+
+
+def group_commits(app: ASGIApp, wall: float) -> dict:
+    """How the receiver's writer grouped the requests, read from its own metrics (nothing for other apps)."""
+    metrics = getattr(getattr(app, "state", None), "metrics", None)
+    if metrics is None:
+        return {}
+    sample = metrics.registry.get_sample_value
+    count = int(sample("mediasift_inbox_commit_seconds_count") or 0)
+    if not count:
+        return {}
+    return {"group_commits": count, "requests_per_group": sample("mediasift_inbox_commit_requests_sum") / count,
+            "group_commit_ms": sample("mediasift_inbox_commit_seconds_sum") / count * 1000,
+            "cycle_ms": wall / count * 1000}
 
 
 def durability(backend: str, url: str) -> str:
@@ -490,6 +512,12 @@ def print_table(summary: dict) -> None:
                       f"{r['events_per_s'] / rates[(r['backend'], 'no-op')]:.2f}",
                       f"{r['events_per_s'] / rates[(r['backend'], 'naive')]:.2f}", once)
     console.print(table)
+    for r in summary["results"]:
+        if r["group_commits"]:
+            console.print(f"{r['backend']} {r['endpoint']}: {r['group_commits']:,} group commits of "
+                          f"{r['requests_per_group']:.1f} requests; each took {r['group_commit_ms']:.2f} ms of a "
+                          f"{r['cycle_ms']:.2f} ms cycle, the rest being the event loop answering a group and "
+                          f"reading the next")
     for r in summary["results"]:
         for problem in r["problems"]:
             console.print(f"[bold red]{r['backend']} {r['endpoint']}: {problem}[/]")

@@ -21,6 +21,7 @@ import queue
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import NamedTuple
 
@@ -48,9 +49,12 @@ class _Request(NamedTuple):
 class GroupCommitter:
     """One writer thread in front of the inbox; also keeps the backlog depth fresh for the 429 check."""
 
-    def __init__(self, inbox: Inbox, max_group: int = 512):
+    def __init__(self, inbox: Inbox, max_group: int = 512, observe: Callable[[int, float], None] | None = None):
+        """`observe(requests, seconds)` is told of each group committed: how many requests it held and how long
+        its transaction took (the receiver's metrics)."""
         self.inbox = inbox
         self.max_group = max_group
+        self.observe = observe
         self.backlog = inbox.depth()
         self._refreshed_at = time.monotonic()
         self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
@@ -148,8 +152,11 @@ class GroupCommitter:
             for request in batch:
                 self._commit([request])
             return
-        self._linger = min(time.monotonic() - started, MAX_LINGER_SECONDS)
+        took = time.monotonic() - started
+        self._linger = min(took, MAX_LINGER_SECONDS)
         self.backlog += sum(result.inserted for result in results)
+        if self.observe is not None:
+            self.observe(len(batch), took)
         _deliver(batch, results)
 
     def _refresh_backlog(self) -> None:

@@ -63,7 +63,17 @@ class Metrics:
         self.latency = Histogram("mediasift_webhook_seconds", "Time from request to committed answer",
                                  ["source"], registry=self.registry,
                                  buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))
+        self.commit_seconds = Histogram("mediasift_inbox_commit_seconds",
+                                        "One group commit: the inbox transaction of every request waiting at once",
+                                        registry=self.registry,
+                                        buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))
+        self.commit_requests = Histogram("mediasift_inbox_commit_requests", "Requests answered by one group commit",
+                                         registry=self.registry, buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512))
         self.registry.register(InboxCollector(inbox))
+
+    def observe_commit(self, requests: int, seconds: float) -> None:
+        self.commit_requests.observe(requests)
+        self.commit_seconds.observe(seconds)
 
 
 class InboxCollector(Collector):
@@ -321,8 +331,8 @@ def create_app(settings: Settings, inbox: Inbox | None = None, sns: SnsVerifier 
     MEDIASIFT_SNS_CONFIRM_HOST_SUFFIX), for tests that sign with a certificate of their own."""
     inbox = inbox or Inbox(settings.inbox_url)
     auth = Authenticator(settings)
-    writer = GroupCommitter(inbox)
     metrics = Metrics(inbox)
+    writer = GroupCommitter(inbox, observe=metrics.observe_commit)
     metrics.registry.register(RunsCollector(metrics_dir(settings.home)))
     if settings.sns_verify_signatures:
         sns = sns or SnsVerifier(SigningCertificates(settings.sns_confirm_host_suffix))
@@ -333,7 +343,7 @@ def create_app(settings: Settings, inbox: Inbox | None = None, sns: SnsVerifier 
     endpoints = {source: WebhookEndpoint(source, settings, auth, writer, metrics, sns) for source in WEBHOOK_SOURCES}
     app = ReceiverApp(endpoints, auth.schemes, title="mediasift receiver", version="0.1.0",
                       description="Bucket notifications in; durable inbox events out; search over every layer.")
-    app.state.inbox = inbox
+    app.state.inbox, app.state.metrics = inbox, metrics
     app.router.on_shutdown.append(writer.close)
     app.include_router(query_router(settings, inbox))
     for source in WEBHOOK_SOURCES:

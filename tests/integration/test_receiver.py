@@ -130,6 +130,8 @@ def test_probes_health_metrics_and_docs(serve):
     assert 'mediasift_requests_rejected_total{reason="unauthorized",source="tigris"} 1.0' in metrics
     assert "mediasift_inbox_depth 1.0" in metrics  # the created object; the deleted one waits for nothing
     assert 'mediasift_versions{state="deleted"} 1.0' in metrics
+    assert "mediasift_inbox_commit_requests_sum 2.0" in metrics, "two committed POSTs, the refused one not"
+    assert "mediasift_inbox_commit_seconds_count" in metrics
     paths = httpx.get(f"{url}/openapi.json").json()["paths"]
     assert {"/webhooks/tigris", "/webhooks/seaweedfs", "/webhooks/s3", "/healthz", "/metrics"} <= set(paths)
     assert httpx.get(f"{url}/docs").status_code == 200

@@ -46,6 +46,16 @@ def test_concurrent_requests_each_get_their_own_result(inbox):
     assert writer.backlog == 81
 
 
+def test_each_group_commit_is_observed_with_its_requests_and_duration(inbox):
+    observed = []
+    writer = GroupCommitter(inbox, observe=lambda requests, seconds: observed.append((requests, seconds)))
+    futures = [writer.submit([created(f"o{i}")]) for i in range(30)]
+    assert [f.result(timeout=10).inserted for f in futures] == [1] * 30
+    writer.close()
+    assert sum(requests for requests, _ in observed) == 30
+    assert all(requests >= 1 and seconds > 0 for requests, seconds in observed)
+
+
 def refuse_inserts(inbox: Inbox, message: str, key: str | None = None) -> None:
     """Make SQLite refuse an event's INSERT (of `key`, or any) with `message`. A trigger: the inbox appends
     through the driver's own cursor, below SQLAlchemy's execution events."""
