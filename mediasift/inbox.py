@@ -166,7 +166,7 @@ KNOWN_SQL_POSTGRES = (
 """KNOWN_SQL's rows on Postgres, each version's events looked up through the version_hash index. A fresh inbox
 has no statistics until autovacuum's first ANALYZE (a minute or more); without them the planner scanned every
 version (and, in the join form, every event) for each group commit, so a burst's commits slowed as the inbox
-grew: 29–37 ms each at 22,000 events against 3.5 ms after an ANALYZE (16 events a group). The append turns
+grew: 29–37 ms each at about 18,000 events against 3.5 ms after an ANALYZE (16 events a group). The append turns
 sequential scans off for its transaction, and this form then needs one index lookup per stored version."""
 KNOWN_CHUNK = 500
 

@@ -39,7 +39,7 @@ def refuse_inserts(inbox: Inbox, table: str, message: str) -> None:
 
 def test_a_fresh_postgres_inbox_decides_through_its_indexes(postgres_url):
     """Before autovacuum's first ANALYZE the planner knows nothing of the inbox's tables and chose to scan every
-    version for each group commit (29 ms a commit at 22,000 events, growing with the inbox). The append's
+    version for each group commit (29 ms a commit at about 18,000 events, growing with the inbox). The append's
     lookups are all by key: each must go through its index, whatever the table's size or statistics."""
     inbox = Inbox(_fresh_database(postgres_url))
     try:
