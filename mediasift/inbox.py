@@ -153,8 +153,8 @@ KNOWN_SQL = (
 )
 """What an append decides on, in one statement: the stored versions of its keys with how often and when each
 was last created and deleted (redrives left out: they are requests to try again, not words about the
-object), then, marked by a NULL object_id, which of its occurrence keys are stored already. Group by the
-primary key: Postgres then lets the other version columns be selected as they are."""
+object), then, marked by a NULL object_id, which of its occurrence keys are stored already. SQLite's; Postgres
+reads the same rows with KNOWN_SQL_POSTGRES."""
 KNOWN_SQL_POSTGRES = (
     "SELECT v.object_id, v.version_hash, v.etag, v.version_id, v.state, v.first_seq, e.kind, e.n, e.last "
     "FROM versions AS v LEFT JOIN LATERAL (SELECT kind, count(seq) AS n, max(seq) AS last FROM events "
